@@ -1,0 +1,135 @@
+"""``sovereign demo``: five hospitals train one model without pooling their records.
+
+Uses the breast-cancer dataset scikit-learn ships (569 tumours, 30 features), split non-IID
+(Dirichlet α = 0.5 over the diagnosis) across five named hospitals, and compares the federated
+model with a model trained on all rows pooled and with each hospital training alone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli.progress import RoundProgress
+from sovereign_ai.cli.report import comparison_table, history_to_json, plot_history, write_json
+from sovereign_ai.federation import (
+    BaselineScore,
+    JobSpec,
+    parse_job_spec,
+    prepare_simulation,
+    run_simulation,
+    train_alone,
+    train_centralised,
+)
+
+__all__ = ["DEMO_JOB", "demo", "demo_spec"]
+
+DEMO_JOB = """
+[job]
+name = "five-hospitals"
+rounds = 20
+seed = 7
+
+[model]
+name = "mlp"
+hidden = [32]
+
+[strategy]
+name = "fedavg"
+min_train_nodes = 3
+
+[train]
+local_epochs = 2
+batch_size = 16
+learning_rate = 0.05
+
+[data]
+dataset = "breast_cancer"
+partition = "dirichlet"
+alpha = 0.5
+nodes = 5
+node_names = ["northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
+test_fraction = 0.25
+
+[simulation]
+backend = "thread"
+workers = 2
+"""
+
+
+def demo_spec(*, quick: bool = False) -> JobSpec:
+    """The demo's job; ``quick`` runs 3 rounds instead of 20."""
+    document = tomllib.loads(DEMO_JOB)
+    if quick:
+        document["job"]["rounds"] = 3
+    return parse_job_spec(document, source="demo job")
+
+
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="3 rounds instead of 20 (for tests).")] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for metrics.json and the accuracy/loss plot.")
+    ] = Path("demo-output"),
+) -> None:
+    """Five hospitals train one tumour classifier together; no hospital's rows leave it.
+
+    Prints a per-hospital data summary, a progress bar per round, then a table comparing the
+    federated model with pooled (centralised) training and each hospital alone, all scored on the
+    same held-out patients. Writes metrics.json and accuracy_loss.png to --out.
+    """
+    console = Console()
+    with friendly_errors():
+        import torch
+
+        torch.set_num_threads(1)
+        spec = demo_spec(quick=quick)
+        setup = prepare_simulation(spec)
+        console.rule("[bold]Five hospitals, one model, no pooled records")
+        console.print(
+            f"Dataset: {setup.dataset.name} ({setup.dataset.num_examples} rows, "
+            f"{setup.num_features} features); {len(setup.test_labels)} patients held out for "
+            "scoring. Each hospital's share (non-IID, Dirichlet α = 0.5):"
+        )
+        console.print(setup.summary.to_table())
+        with RoundProgress(console, label="Federated rounds") as progress:
+            history, _ = run_simulation(spec, observer=progress, setup=setup)
+        last = history.rounds[-1].metrics
+        federated = BaselineScore(
+            name="federated",
+            accuracy=last["central_accuracy"],
+            loss=last["central_loss"],
+            num_train_examples=sum(len(n.data.train_labels) for n in setup.nodes),
+        )
+        with console.status("Training the pooled and hospital-alone baselines..."):
+            centralised = train_centralised(setup)
+            alone = train_alone(setup)
+        console.print(comparison_table(federated, centralised, alone))
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(
+            out / "metrics.json",
+            {
+                "job_id": spec.job_id,
+                "rounds": history_to_json(history),
+                "comparison": {
+                    s.name: {"accuracy": s.accuracy, "loss": s.loss, "rows": s.num_train_examples}
+                    for s in [federated, centralised, *alone]
+                },
+            },
+        )
+        plot_history(
+            history,
+            out / "accuracy_loss.png",
+            centralised=centralised,
+            title="Five hospitals: federated model on held-out patients",
+        )
+    gap = (centralised.accuracy - federated.accuracy) * 100
+    console.print(
+        f"Federated is {gap:+.1f} points from pooling every record, without moving one. "
+        f"Results: [bold]{(out / 'metrics.json').resolve()}[/] and "
+        f"[bold]{(out / 'accuracy_loss.png').resolve()}[/]"
+    )

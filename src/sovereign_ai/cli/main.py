@@ -1,0 +1,43 @@
+"""``sovereign``: the command line of the Sovereign AI Framework.
+
+Commands are thin: they read files and flags, build the library's objects, and render results.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from sovereign_ai.cli.demo import demo
+from sovereign_ai.cli.simulate import simulate
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="sovereign",
+    help=(
+        "Train models together without moving data. Each site (node) keeps its rows; only model "
+        "updates leave, and only what the site allows."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command(name="simulate")(simulate)
+app.command(name="demo")(demo)
+
+
+@app.callback()
+def _configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info-level logs.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )

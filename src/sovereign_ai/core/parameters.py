@@ -1,0 +1,199 @@
+"""Named model parameters: an ordered mapping of name to float32 array.
+
+Parameters cross the wire and land on disk only as safetensors bytes (no pickle). Secure aggregation
+and robust strategies work on one flat vector, so a :class:`Parameters` flattens to a vector and
+rebuilds from one against its :class:`ParameterSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sovereign_ai.errors import SerializationError
+
+__all__ = ["FloatArray", "ParameterSpec", "Parameters"]
+
+FloatArray = npt.NDArray[np.float32]
+
+_MAX_TENSORS = 100_000
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """Names and shapes of a model's parameters, in order.
+
+    Parameters
+    ----------
+    names
+        Tensor names in their canonical order.
+    shapes
+        One shape per name.
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def size(self) -> int:
+        """Total number of scalars over all tensors."""
+        return sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes)
+
+
+class Parameters(Mapping[str, FloatArray]):
+    """An ordered, read-only mapping of tensor name to float32 array.
+
+    Parameters
+    ----------
+    tensors
+        Name to array; arrays are converted to contiguous float32 copies, so later changes to the
+        caller's arrays do not leak in.
+
+    Examples
+    --------
+    >>> p = Parameters({"w": np.ones((2, 2)), "b": np.zeros(2)})
+    >>> p.flatten().shape
+    (6,)
+    >>> Parameters.from_bytes(p.to_bytes()) == p
+    True
+    """
+
+    __slots__ = ("_tensors",)
+
+    def __init__(self, tensors: Mapping[str, npt.ArrayLike]) -> None:
+        converted: dict[str, FloatArray] = {}
+        for name, value in tensors.items():
+            if not isinstance(name, str) or not name:
+                raise SerializationError(f"Tensor names must be non-empty strings; got {name!r}.")
+            array = np.array(value, dtype=np.float32, copy=True, order="C")
+            array.setflags(write=False)
+            converted[name] = array
+        self._tensors = converted
+
+    # Mapping protocol ---------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> FloatArray:
+        return self._tensors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Parameters):
+            return NotImplemented
+        return self.spec == other.spec and all(
+            np.array_equal(self[name], other[name]) for name in self
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking container, compare by value
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}{tuple(a.shape)}" for n, a in self._tensors.items())
+        return f"Parameters({shapes})"
+
+    # Shape and vector views ---------------------------------------------------------------------
+    @property
+    def spec(self) -> ParameterSpec:
+        """The names and shapes of these parameters."""
+        return ParameterSpec(
+            names=tuple(self._tensors),
+            shapes=tuple(tuple(int(d) for d in a.shape) for a in self._tensors.values()),
+        )
+
+    @property
+    def num_scalars(self) -> int:
+        """Total number of float32 scalars."""
+        return sum(int(a.size) for a in self._tensors.values())
+
+    def flatten(self) -> FloatArray:
+        """Concatenate every tensor, in order, into one vector.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(num_scalars,)``, float32.
+        """
+        if not self._tensors:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate([a.reshape(-1) for a in self._tensors.values()])
+
+    @classmethod
+    def from_vector(cls, vector: npt.ArrayLike, spec: ParameterSpec) -> Parameters:
+        """Rebuild parameters of ``spec`` from a flat vector.
+
+        Raises
+        ------
+        SerializationError
+            If the vector's length differs from ``spec.size``.
+        """
+        flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if flat.size != spec.size:
+            raise SerializationError(
+                f"The vector must hold {spec.size} scalars for this parameter spec; "
+                f"got {flat.size} instead."
+            )
+        tensors: dict[str, FloatArray] = {}
+        offset = 0
+        for name, shape in zip(spec.names, spec.shapes, strict=True):
+            count = int(np.prod(shape, dtype=np.int64))
+            tensors[name] = flat[offset : offset + count].reshape(shape)
+            offset += count
+        return cls(tensors)
+
+    def with_vector(self, vector: npt.ArrayLike) -> Parameters:
+        """Parameters of the same spec holding ``vector``'s values."""
+        return Parameters.from_vector(vector, self.spec)
+
+    # Serialisation ------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Serialise to safetensors bytes, preserving tensor order in the metadata."""
+        from safetensors.numpy import save
+
+        return bytes(save(dict(self._tensors), metadata={"order": ",".join(self._tensors)}))
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Parameters:
+        """Parse safetensors bytes written by :meth:`to_bytes` (or any safetensors producer).
+
+        Raises
+        ------
+        SerializationError
+            If the bytes are not a well-formed safetensors payload of float tensors.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise SerializationError(f"Expected bytes; got {type(payload).__name__}.")
+        try:
+            loaded = load(bytes(payload))
+            order = _read_order(bytes(payload))
+        except (SafetensorError, ValueError, TypeError, OverflowError, KeyError) as exc:
+            raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
+        if len(loaded) > _MAX_TENSORS:
+            raise SerializationError(f"Payload holds {len(loaded)} tensors; at most {_MAX_TENSORS}.")
+        names = order if order is not None and set(order) == set(loaded) else sorted(loaded)
+        for name in names:
+            if not np.issubdtype(loaded[name].dtype, np.floating):
+                raise SerializationError(
+                    f"Tensor {name!r} has dtype {loaded[name].dtype}; parameters must be floats."
+                )
+        return cls({name: loaded[name] for name in names})
+
+
+def _read_order(payload: bytes) -> list[str] | None:
+    """Tensor order from the safetensors header metadata, if present."""
+    import json
+
+    header_len = int.from_bytes(payload[:8], "little")
+    header = json.loads(payload[8 : 8 + header_len])
+    meta = header.get("__metadata__") or {}
+    order = meta.get("order")
+    if not isinstance(order, str):
+        return None
+    return order.split(",") if order else []

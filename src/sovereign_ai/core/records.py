@@ -1,0 +1,114 @@
+"""Typed messages of a round: what the coordinator asks of a node, and what the node answers.
+
+Every task and result is bound to ``(job_id, round_number, stage, node_id)``; a result that does not
+match the task it answers is rejected (see :meth:`Result.check_answers`). Only tensors (as
+:class:`~sovereign_ai.core.parameters.Parameters`) and plain scalars travel: no code, no pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sovereign_ai.core.parameters import Parameters
+from sovereign_ai.errors import StaleMessageError
+
+__all__ = ["ConfigValue", "Metrics", "Result", "Stage", "Task"]
+
+ConfigValue = bool | int | float | str
+"""A scalar that may travel in a task's configuration."""
+
+Metrics = Mapping[str, float]
+"""Named scalar metrics, e.g. ``{"loss": 0.31, "accuracy": 0.92}``."""
+
+
+class Stage(StrEnum):
+    """A step of a round. Capabilities add stages; the round loop carries any of them."""
+
+    STATISTICS = "statistics"
+    """Federated feature statistics (count, sum, sum of squares) before round 1."""
+    TRAIN = "train"
+    """Local training; the result carries the update."""
+    EVALUATE = "evaluate"
+    """Local evaluation of the global model; the result carries metrics only."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the coordinator asks one node to do in one stage of one round.
+
+    Parameters
+    ----------
+    job_id
+        The job this task belongs to.
+    round_number
+        The round, counting from 1.
+    stage
+        Which stage of the round.
+    node_id
+        The node the task is addressed to.
+    parameters
+        Global model parameters the node starts from (may be empty for stages without a model).
+    config
+        Scalar settings for this stage (learning rate, local epochs, seeds, ...).
+    """
+
+    job_id: str
+    round_number: int
+    stage: Stage
+    node_id: str
+    parameters: Parameters
+    config: Mapping[str, ConfigValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a node answers to a :class:`Task`.
+
+    Parameters
+    ----------
+    job_id, round_number, stage, node_id
+        Copied from the task this answers; checked on receipt.
+    num_examples
+        How many local examples the answer is based on (weights aggregation).
+    parameters
+        For ``train``: the update (local parameters minus the global ones). Empty otherwise.
+    metrics
+        Named scalars the node chose to report.
+    """
+
+    job_id: str
+    round_number: int
+    stage: Stage
+    node_id: str
+    num_examples: int
+    parameters: Parameters = field(default_factory=lambda: Parameters({}))
+    metrics: Metrics = field(default_factory=dict)
+
+    def check_answers(self, task: Task) -> None:
+        """Raise unless this result answers ``task`` exactly.
+
+        Raises
+        ------
+        StaleMessageError
+            If job, round, stage or node differ, or the counts and metrics are not finite.
+        """
+        expected = (task.job_id, task.round_number, task.stage, task.node_id)
+        got = (self.job_id, self.round_number, self.stage, self.node_id)
+        if got != expected:
+            raise StaleMessageError(
+                f"Result bound to (job, round, stage, node)={got!r} does not answer the task "
+                f"{expected!r}; a replayed or misrouted message is refused."
+            )
+        if self.num_examples < 0:
+            raise StaleMessageError(
+                f"Result from {self.node_id!r} reports {self.num_examples} examples; must be >= 0."
+            )
+        for name, value in self.metrics.items():
+            if not math.isfinite(value):
+                raise StaleMessageError(
+                    f"Result from {self.node_id!r} reports metric {name!r}={value!r}; "
+                    "metrics must be finite numbers."
+                )

@@ -1,0 +1,147 @@
+"""The one exception tree of the Sovereign AI Framework.
+
+Every error the public API raises is a :class:`SovereignError`. Where a caller would naturally
+catch a builtin, the error also subclasses it (a bad setting is a ``ValueError`` too), so code that
+knows nothing of this package still behaves.
+
+::
+
+    SovereignError
+    ├── ConfigError (ValueError)             a setting, job spec or argument is invalid
+    │   └── UnknownNameError (KeyError)      a model, strategy or dataset name is not registered
+    ├── DataError (ValueError)               a dataset or file the user supplied is unusable
+    ├── SerializationError (ValueError)      bytes are not a valid tensor payload or message
+    ├── FederationError                      the round loop cannot go on
+    │   ├── InsufficientNodesError           fewer nodes answered than the minimum cohort
+    │   ├── StaleMessageError                a message is bound to another job, round, stage or node
+    │   └── NodeUnreachableError             a node could not be reached or went away
+    ├── CheckpointError                      durable coordinator state is missing or corrupt
+    ├── TransportError                       the network failed underneath a message
+    │   └── AuthenticationError              a peer's certificate or identity was refused
+    └── ProvisioningError                    certificates or startup kits cannot be made or read
+
+Raise with the offending value and what was expected; chain third-party errors with
+``raise ... from exc`` so that none of them escapes the public API.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "FederationError",
+    "InsufficientNodesError",
+    "NodeUnreachableError",
+    "ProvisioningError",
+    "SerializationError",
+    "SovereignError",
+    "StaleMessageError",
+    "TransportError",
+    "UnknownNameError",
+]
+
+
+class SovereignError(Exception):
+    """Root of every error raised by the framework."""
+
+
+class ConfigError(SovereignError, ValueError):
+    """A setting, job spec or argument is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name (model, strategy, dataset, partitioner) is not registered.
+
+    Parameters
+    ----------
+    kind
+        What was looked up, e.g. ``"strategy"``.
+    name
+        The name that was asked for.
+    known
+        The names that are registered.
+    """
+
+    def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(sorted(known))
+        super().__init__(f"Unknown {kind} {name!r}; expected one of: {', '.join(self.known)}.")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return str(self.args[0])
+
+
+class DataError(SovereignError, ValueError):
+    """A dataset or data file the user supplied cannot be used."""
+
+
+class SerializationError(SovereignError, ValueError):
+    """Bytes are not a valid tensor payload or message."""
+
+
+class FederationError(SovereignError):
+    """The round loop cannot go on."""
+
+
+class InsufficientNodesError(FederationError):
+    """Fewer nodes answered a stage than the job's minimum cohort.
+
+    Parameters
+    ----------
+    stage
+        The stage that fell short, e.g. ``"train"``.
+    round_number
+        The round in which it happened.
+    answered
+        The nodes that did answer.
+    missing
+        The nodes that were asked but did not answer in time.
+    minimum
+        The minimum cohort the job requires.
+    """
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        round_number: int,
+        answered: list[str],
+        missing: list[str],
+        minimum: int,
+    ) -> None:
+        self.stage = stage
+        self.round_number = round_number
+        self.answered = answered
+        self.missing = missing
+        self.minimum = minimum
+        super().__init__(
+            f"Round {round_number} stage {stage!r}: {len(answered)} node(s) answered but the job "
+            f"needs at least {minimum}; missing: {', '.join(missing) or 'none'}."
+        )
+
+
+class StaleMessageError(FederationError):
+    """A message is bound to a different job, round, stage or node than expected."""
+
+
+class NodeUnreachableError(FederationError):
+    """A node could not be reached, or went away during a stage."""
+
+
+class CheckpointError(SovereignError):
+    """Durable coordinator state is missing, corrupt or belongs to another job."""
+
+
+class TransportError(SovereignError):
+    """The network failed underneath a message."""
+
+
+class AuthenticationError(TransportError):
+    """A peer's certificate or claimed identity was refused."""
+
+
+class ProvisioningError(SovereignError):
+    """Certificates or startup kits cannot be created or read."""

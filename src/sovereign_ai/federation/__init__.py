@@ -1,0 +1,55 @@
+"""Federation: the coordinator's round loop, the node, job specs, transports and simulation.
+
+This package composes the feature packages; the same :class:`Coordinator` and :class:`Node` run in
+simulation (in-memory or process transport) and in deployment (gRPC with mutual TLS).
+"""
+
+from sovereign_ai.federation.baselines import BaselineScore, train_alone, train_centralised
+from sovereign_ai.federation.checkpoint import CheckpointStore, RoundCheckpoint
+from sovereign_ai.federation.coordinator import (
+    Coordinator,
+    FederationHistory,
+    RoundObserver,
+    RoundReport,
+    node_seed,
+)
+from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spec, parse_job_spec
+from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.simulation import (
+    SimulationSetup,
+    build_strategy,
+    initial_parameters,
+    load_dataset,
+    prepare_simulation,
+    run_simulation,
+    stage_config,
+)
+from sovereign_ai.federation.transports import InMemoryTransport, TaskHandler
+
+__all__ = [
+    "BaselineScore",
+    "CheckpointStore",
+    "Coordinator",
+    "FederationHistory",
+    "InMemoryTransport",
+    "JobSpec",
+    "LocalData",
+    "Node",
+    "RoundCheckpoint",
+    "RoundObserver",
+    "RoundReport",
+    "SimulationBackend",
+    "SimulationSetup",
+    "TaskHandler",
+    "build_strategy",
+    "initial_parameters",
+    "load_dataset",
+    "load_job_spec",
+    "node_seed",
+    "parse_job_spec",
+    "prepare_simulation",
+    "run_simulation",
+    "stage_config",
+    "train_alone",
+    "train_centralised",
+]

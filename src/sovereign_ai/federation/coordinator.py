@@ -1,0 +1,397 @@
+"""The coordinator: the one round loop, for simulation and deployment alike.
+
+Each round is a sequence of stages carried by a :class:`~sovereign_ai.core.Transport`::
+
+    cohort = strategy.configure_train(...)      # who trains, with which settings
+    results = transport.run_stage(train tasks)  # collect until the deadline
+    parameters = strategy.aggregate_train(...)  # only if at least the minimum cohort answered
+    metrics = evaluate (federated, weighted by examples; and centrally if a test set is given)
+    store.save_round(...)                        # the round is durable before the next begins
+
+A round that falls short of the minimum cohort is retried with a fresh sample (up to
+``max_round_attempts``); after that the job stops with :class:`InsufficientNodesError`, which
+names the missing nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from sovereign_ai.core import (
+    ConfigValue,
+    NodeInstruction,
+    Parameters,
+    Result,
+    Stage,
+    StageOutcome,
+    Strategy,
+    Task,
+    Transport,
+)
+from sovereign_ai.errors import ConfigError, InsufficientNodesError, StaleMessageError
+from sovereign_ai.federation.checkpoint import CheckpointStore
+
+__all__ = ["Coordinator", "FederationHistory", "RoundObserver", "RoundReport", "node_seed"]
+
+logger = logging.getLogger(__name__)
+
+CentralEvaluator = Callable[[Parameters], Mapping[str, float]]
+"""Evaluates global parameters on a test set the coordinator holds (simulation, benchmarks)."""
+
+
+def node_seed(seed: int, round_number: int, node_id: str) -> int:
+    """A node's training seed for one round, derived so that any resume reproduces it."""
+    digest = hashlib.sha256(f"{seed}:{round_number}:{node_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What happened in one round, for people and plots."""
+
+    round_number: int
+    cohort: list[str]
+    answered: list[str]
+    failures: dict[str, str]
+    metrics: dict[str, float]
+    attempts: int = 1
+
+
+@dataclass
+class FederationHistory:
+    """Every round's report, in order, plus the final parameters."""
+
+    rounds: list[RoundReport] = field(default_factory=list)
+    parameters: Parameters | None = None
+    resumed_from: int = 0
+
+    def metric(self, name: str) -> list[tuple[int, float]]:
+        """``(round, value)`` of one metric over the rounds that reported it."""
+        return [(r.round_number, r.metrics[name]) for r in self.rounds if name in r.metrics]
+
+
+class RoundObserver(Protocol):
+    """Receives progress; the CLI draws a progress bar with it."""
+
+    def on_round_start(self, round_number: int, total_rounds: int) -> None:
+        """Called before a round's first stage."""
+
+    def on_round_end(self, report: RoundReport) -> None:
+        """Called once a round is durable."""
+
+
+class Coordinator:
+    """Runs a job's rounds over a transport with a strategy.
+
+    Parameters
+    ----------
+    job_id
+        The id every task and result is bound to.
+    strategy
+        How the global model is updated.
+    transport
+        How tasks reach nodes (in-memory for simulation, gRPC for deployment).
+    initial_parameters
+        The global model before round 1.
+    rounds
+        Number of rounds to run in total (a resumed job continues up to this number).
+    seed
+        Seeds cohort sampling and every node's local training.
+    stage_config
+        Scalars sent with every task (model name, local epochs, learning rate, ...).
+    store
+        Durable state; without one, nothing survives the process.
+    round_timeout_s
+        Deadline for each stage's answers.
+    max_round_attempts
+        Tries per round before the job stops for want of nodes.
+    evaluate_every
+        Federated evaluation cadence in rounds (0 = never; the last round always evaluates).
+    central_evaluator
+        Optional evaluation on a coordinator-held test set, reported as ``central_*`` metrics.
+    observer
+        Optional progress receiver.
+    standardize_features
+        Before round 1, gather feature statistics from every available node (count, sum, sum of
+        squares; never rows) and write the federation-wide mean and standard deviation into the
+        model's ``input_mean`` and ``input_std`` tensors, so every node and the final model scale
+        inputs identically.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        strategy: Strategy,
+        transport: Transport,
+        initial_parameters: Parameters,
+        rounds: int,
+        seed: int = 0,
+        stage_config: Mapping[str, ConfigValue] | None = None,
+        store: CheckpointStore | None = None,
+        round_timeout_s: float = 600.0,
+        max_round_attempts: int = 3,
+        evaluate_every: int = 1,
+        central_evaluator: CentralEvaluator | None = None,
+        observer: RoundObserver | None = None,
+        standardize_features: bool = False,
+    ) -> None:
+        if rounds <= 0:
+            raise ConfigError(f"The 'rounds' parameter of Coordinator must be > 0; got {rounds}.")
+        if round_timeout_s <= 0:
+            raise ConfigError(
+                f"The 'round_timeout_s' parameter of Coordinator must be > 0; got {round_timeout_s}."
+            )
+        if max_round_attempts <= 0:
+            raise ConfigError(
+                "The 'max_round_attempts' parameter of Coordinator must be > 0; "
+                f"got {max_round_attempts}."
+            )
+        self.job_id = job_id
+        self.strategy = strategy
+        self.transport = transport
+        self.initial_parameters = initial_parameters
+        self.rounds = rounds
+        self.seed = seed
+        self.stage_config = dict(stage_config or {})
+        self.store = store
+        self.round_timeout_s = round_timeout_s
+        self.max_round_attempts = max_round_attempts
+        self.evaluate_every = evaluate_every
+        self.central_evaluator = central_evaluator
+        self.observer = observer
+        self.standardize_features = standardize_features
+
+    # The loop -----------------------------------------------------------------------------------
+    def run(self, *, resume: bool = False) -> FederationHistory:
+        """Run the remaining rounds and return the history.
+
+        Parameters
+        ----------
+        resume
+            Continue from the store's last durable round instead of refusing existing state.
+
+        Raises
+        ------
+        InsufficientNodesError
+            If a round could not gather the minimum cohort in ``max_round_attempts`` tries.
+        CheckpointError
+            If the store holds state that cannot be resumed.
+        """
+        parameters, start = self._starting_point(resume=resume)
+        history = FederationHistory(resumed_from=start)
+        for round_number in range(start + 1, self.rounds + 1):
+            if self.observer is not None:
+                self.observer.on_round_start(round_number, self.rounds)
+            report, parameters = self._run_round(round_number, parameters)
+            if self.store is not None:
+                self.store.save_round(
+                    round_number=round_number,
+                    parameters=parameters,
+                    strategy_state=self.strategy.state_dict(),
+                    metrics=report.metrics,
+                )
+            history.rounds.append(report)
+            if self.observer is not None:
+                self.observer.on_round_end(report)
+        history.parameters = parameters
+        return history
+
+    def _starting_point(self, *, resume: bool) -> tuple[Parameters, int]:
+        latest = self.store.latest() if self.store is not None else None
+        if latest is None:
+            initial = self.initial_parameters
+            if self.standardize_features:
+                initial = self._with_feature_scaling(initial)
+            if self.store is not None:
+                self.store.save_round(
+                    round_number=0,
+                    parameters=initial,
+                    strategy_state=self.strategy.state_dict(),
+                    metrics={},
+                )
+            return initial, 0
+        if not resume:
+            folder = str(self.store.directory) if self.store is not None else "?"
+            raise ConfigError(
+                f"The state folder {folder!r} already holds round "
+                f"{latest.round_number} of this job; pass resume=True (--resume) to continue it, "
+                "or choose an empty folder to start over."
+            )
+        self.strategy.load_state_dict(latest.strategy_state)
+        logger.info("Resuming job %s after round %d", self.job_id, latest.round_number)
+        return latest.parameters, latest.round_number
+
+    def _with_feature_scaling(self, parameters: Parameters) -> Parameters:
+        if "input_mean" not in parameters or "input_std" not in parameters:
+            raise ConfigError(
+                "standardize_features needs a model with 'input_mean' and 'input_std' tensors; "
+                f"this model has {', '.join(parameters)}."
+            )
+        nodes = self.transport.available_nodes()
+        instructions = [NodeInstruction(node_id=node) for node in nodes]
+        outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
+        results = self._accepted(outcome, instructions, Stage.STATISTICS, 0)
+        if len(results) < self.strategy.min_train_nodes:
+            raise InsufficientNodesError(
+                stage=Stage.STATISTICS.value,
+                round_number=0,
+                answered=[r.node_id for r in results],
+                missing=sorted(outcome.failures),
+                minimum=self.strategy.min_train_nodes,
+            )
+        width = parameters["input_mean"].shape
+        count = sum(float(r.parameters["count"][0]) for r in results)
+        total = np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0)
+        total_sq = np.sum([np.asarray(r.parameters["sum_sq"], np.float64) for r in results], axis=0)
+        if total.shape != width or count <= 0:
+            raise ConfigError(
+                f"Nodes reported statistics of shape {total.shape} over {count:g} rows; "
+                f"the model expects {width}."
+            )
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+        std = np.where(std > 1e-12, std, 1.0)
+        tensors = dict(parameters)
+        tensors["input_mean"] = mean.astype(np.float32)
+        tensors["input_std"] = std.astype(np.float32)
+        return Parameters(tensors)
+
+    def _run_round(self, round_number: int, parameters: Parameters) -> tuple[RoundReport, Parameters]:
+        for attempt in range(1, self.max_round_attempts + 1):
+            rng = np.random.default_rng([self.seed, round_number, attempt])
+            nodes = self.transport.available_nodes()
+            try:
+                instructions = self.strategy.configure_train(
+                    round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
+                )
+                outcome = self._run_stage(Stage.TRAIN, round_number, parameters, instructions)
+                results = self._accepted(outcome, instructions, Stage.TRAIN, round_number)
+                if len(results) < self.strategy.min_train_nodes:
+                    raise InsufficientNodesError(
+                        stage=Stage.TRAIN.value,
+                        round_number=round_number,
+                        answered=sorted(r.node_id for r in results),
+                        missing=sorted(outcome.failures),
+                        minimum=self.strategy.min_train_nodes,
+                    )
+            except InsufficientNodesError as exc:
+                logger.warning("Round %d attempt %d: %s", round_number, attempt, exc)
+                if attempt == self.max_round_attempts:
+                    raise
+                continue
+            new_parameters = self.strategy.aggregate_train(
+                round_number=round_number, parameters=parameters, results=results
+            )
+            metrics = {
+                "train_nodes": float(len(results)),
+                **_weighted_train_metrics(results),
+                **self._evaluate(round_number, new_parameters, rng),
+            }
+            report = RoundReport(
+                round_number=round_number,
+                cohort=[i.node_id for i in instructions],
+                answered=[r.node_id for r in results],
+                failures=dict(outcome.failures),
+                metrics=metrics,
+                attempts=attempt,
+            )
+            return report, new_parameters
+        raise AssertionError("unreachable")  # pragma: no cover - loop returns or raises
+
+    def _evaluate(
+        self, round_number: int, parameters: Parameters, rng: np.random.Generator
+    ) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        is_due = self.evaluate_every > 0 and round_number % self.evaluate_every == 0
+        if is_due or round_number == self.rounds:
+            instructions = self.strategy.configure_evaluate(
+                round_number=round_number,
+                parameters=parameters,
+                nodes=self.transport.available_nodes(),
+                rng=rng,
+            )
+            if instructions:
+                outcome = self._run_stage(Stage.EVALUATE, round_number, parameters, instructions)
+                results = self._accepted(outcome, instructions, Stage.EVALUATE, round_number)
+                if len(results) >= self.strategy.min_evaluate_nodes:
+                    aggregated = self.strategy.aggregate_evaluate(
+                        round_number=round_number, results=results
+                    )
+                    metrics.update({f"federated_{k}": v for k, v in aggregated.items()})
+            if self.central_evaluator is not None:
+                central = self.central_evaluator(parameters)
+                metrics.update({f"central_{k}": float(v) for k, v in central.items()})
+        return metrics
+
+    # Stages -------------------------------------------------------------------------------------
+    def _run_stage(
+        self,
+        stage: Stage,
+        round_number: int,
+        parameters: Parameters,
+        instructions: Sequence[NodeInstruction],
+    ) -> StageOutcome:
+        tasks = [
+            Task(
+                job_id=self.job_id,
+                round_number=round_number,
+                stage=stage,
+                node_id=instruction.node_id,
+                parameters=parameters,
+                config={
+                    **self.stage_config,
+                    **instruction.config,
+                    "seed": node_seed(self.seed, round_number, instruction.node_id),
+                },
+            )
+            for instruction in instructions
+        ]
+        return self.transport.run_stage(tasks, timeout_s=self.round_timeout_s)
+
+    def _accepted(
+        self,
+        outcome: StageOutcome,
+        instructions: Sequence[NodeInstruction],
+        stage: Stage,
+        round_number: int,
+    ) -> list[Result]:
+        """Results that answer this stage's tasks, one per node, sorted by node id.
+
+        Sorting makes aggregation independent of arrival order, so a resumed run reproduces an
+        uninterrupted one bit for bit. A result for another job, round, stage or node, or a second
+        answer from the same node, is refused and counted as that node's failure.
+        """
+        expected = {i.node_id for i in instructions}
+        accepted: dict[str, Result] = {}
+        for result in outcome.results:
+            if result.node_id not in expected or result.node_id in accepted:
+                logger.warning("Refused an unexpected or duplicate result from %r", result.node_id)
+                continue
+            probe = Task(self.job_id, round_number, stage, result.node_id, Parameters({}))
+            try:
+                result.check_answers(probe)
+            except StaleMessageError as exc:
+                logger.warning("%s", exc)
+                outcome.failures[result.node_id] = str(exc)
+                continue
+            accepted[result.node_id] = result
+        return [accepted[node] for node in sorted(accepted)]
+
+
+def _weighted_train_metrics(results: Sequence[Result]) -> dict[str, float]:
+    """Example-weighted mean of what nodes reported about their local training."""
+    total = sum(r.num_examples for r in results)
+    if total == 0:
+        return {}
+    names = sorted(set.intersection(*(set(r.metrics) for r in results)))
+    return {
+        name: float(sum(r.metrics[name] * r.num_examples for r in results) / total)
+        for name in names
+    }

@@ -1,0 +1,248 @@
+"""The job spec: one training run described in a TOML file a person writes.
+
+Parsed into pydantic models that refuse unknown keys and out-of-range values with a message naming
+the key, so a typo never silently falls back to a default. Strategy and model options are checked by
+their registries when the job is built.
+
+Example
+-------
+.. code-block:: toml
+
+    [job]
+    name = "breast-cancer"
+    rounds = 20
+    seed = 7
+
+    [model]
+    name = "mlp"
+    hidden = [32]          # any further key is a model option
+
+    [strategy]
+    name = "fedavg"
+    min_train_nodes = 3    # any further key is a strategy option
+
+    [train]
+    local_epochs = 2
+    learning_rate = 0.05
+
+    [data]                 # simulation only: where simulated nodes get their rows
+    dataset = "breast_cancer"
+    partition = "dirichlet"
+    alpha = 0.5
+    nodes = 10
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sovereign_ai.errors import ConfigError, UnknownNameError
+
+__all__ = [
+    "CoordinatorSection",
+    "DataSection",
+    "JobSection",
+    "JobSpec",
+    "ModelSection",
+    "SimulationBackend",
+    "SimulationSection",
+    "StrategySection",
+    "TrainSection",
+    "load_job_spec",
+    "parse_job_spec",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Open(BaseModel):
+    """A section whose extra keys are options for a registry (strategy or model)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keys beyond the declared fields, handed to the registry."""
+        return dict(self.model_extra or {})
+
+
+class JobSection(_Strict):
+    """``[job]``: identity and length of the run."""
+
+    name: str = "job"
+    rounds: int = Field(default=10, gt=0, le=100_000)
+    seed: int = Field(default=0, ge=0, lt=2**32)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_plain(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+
+class ModelSection(_Open):
+    """``[model]``: a model of the zoo, by name; other keys are its options."""
+
+    name: str = "mlp"
+
+
+class StrategySection(_Open):
+    """``[strategy]``: an aggregation strategy, by name; other keys are its options."""
+
+    name: str = "fedavg"
+
+
+class TrainSection(_Strict):
+    """``[train]``: what each node does with its data in one round."""
+
+    local_epochs: int = Field(default=1, gt=0, le=1000)
+    batch_size: int = Field(default=32, gt=0)
+    learning_rate: float = Field(default=0.05, gt=0.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+
+
+class CoordinatorSection(_Strict):
+    """``[coordinator]``: deadlines, retries and evaluation cadence of the round loop."""
+
+    round_timeout_s: float = Field(default=600.0, gt=0.0)
+    max_round_attempts: int = Field(default=3, gt=0, le=100)
+    evaluate_every: int = Field(default=1, ge=0)
+    standardize_features: bool = True
+
+
+class DataSection(_Strict):
+    """``[data]`` (simulation only): the rows the simulated nodes hold."""
+
+    dataset: str = "breast_cancer"
+    label: str | None = None
+    group: str | None = None
+    partition: Literal["iid", "dirichlet", "shards", "natural"] = "dirichlet"
+    alpha: float = Field(default=0.5, gt=0.0)
+    shards_per_node: int = Field(default=2, gt=0)
+    nodes: int = Field(default=5, gt=0, le=100_000)
+    node_names: list[str] | None = None
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    local_test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+    @field_validator("node_names")
+    @classmethod
+    def _unique_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if len(set(value)) != len(value):
+                raise ValueError("node names must be unique")
+            for name in value:
+                if not _NAME.match(name):
+                    raise ValueError(f"node name {name!r} must be letters, digits, '.', '_', '-'")
+        return value
+
+
+class SimulationBackend(StrEnum):
+    """How simulated nodes run on this machine."""
+
+    SERIAL = "serial"
+    THREAD = "thread"
+    PROCESS = "process"
+
+
+class SimulationSection(_Strict):
+    """``[simulation]``: how nodes are run on one machine."""
+
+    backend: SimulationBackend = SimulationBackend.THREAD
+    workers: int = Field(default=2, gt=0, le=256)
+
+
+class JobSpec(_Strict):
+    """A whole job: every section, validated."""
+
+    job: JobSection = JobSection()
+    model: ModelSection = ModelSection()
+    strategy: StrategySection = StrategySection()
+    train: TrainSection = TrainSection()
+    coordinator: CoordinatorSection = CoordinatorSection()
+    data: DataSection | None = None
+    simulation: SimulationSection = SimulationSection()
+
+    def canonical_json(self) -> str:
+        """A stable JSON text of the spec (sorted keys), for checkpoints and digests."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of :meth:`canonical_json`; a checkpoint refuses to resume another job."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @property
+    def job_id(self) -> str:
+        """``<name>-<first 12 hex of the digest>``: the id every message is bound to."""
+        return f"{self.job.name}-{self.digest[:12]}"
+
+
+def parse_job_spec(document: dict[str, Any], *, source: str = "job spec") -> JobSpec:
+    """Validate a parsed TOML document into a :class:`JobSpec`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first offending key (as ``section.key``) and what was expected.
+    """
+    try:
+        spec = JobSpec.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{key}'")
+            else:
+                got = error.get("input")
+                problems.append(f"'{key}' {error['msg'].lower()}; got {got!r}")
+        raise ConfigError(f"Invalid {source}: " + "; ".join(problems) + ".") from exc
+    _check_registered_names(spec)
+    return spec
+
+
+def _check_registered_names(spec: JobSpec) -> None:
+    """Refuse unknown model or strategy names and strategy options before anything runs."""
+    from sovereign_ai.learning import model_names
+    from sovereign_ai.strategies import create_strategy
+
+    if spec.model.name not in model_names():
+        raise UnknownNameError("model", spec.model.name, model_names())
+    create_strategy(spec.strategy.name, **spec.strategy.options)
+
+
+def load_job_spec(path: str | Path) -> JobSpec:
+    """Read and validate a job spec TOML file.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not TOML, or does not validate.
+    """
+    file = Path(path)
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Job spec file {str(file)!r} does not exist.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Job spec file {str(file)!r} cannot be read: {exc}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Job spec file {str(file)!r} is not valid TOML: {exc}.") from exc
+    return parse_job_spec(document, source=f"job spec {str(file)!r}")

@@ -1,0 +1,195 @@
+"""A node: one data owner's site. It holds the data, trains locally and decides what it answers.
+
+The node resolves the model *by name* from the models installed locally (``sovereign_ai.learning``);
+a task carries only the name, its options as JSON, and tensors. Nothing executable is received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
+from sovereign_ai.errors import ConfigError, DataError
+from sovereign_ai.learning import (
+    TrainConfig,
+    create_model,
+    evaluate,
+    get_parameters,
+    set_parameters,
+    train,
+)
+
+__all__ = ["LocalData", "Node"]
+
+_TRAIN_KEYS = (
+    "local_epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "proximal_mu",
+)
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """A node's rows, already split for local training and local evaluation.
+
+    Parameters
+    ----------
+    train_features, train_labels
+        ``(n, d)`` float32 and ``(n,)`` int64.
+    test_features, test_labels
+        ``(m, d)`` and ``(m,)``; may be empty (the node then declines evaluation tasks).
+    """
+
+    train_features: npt.NDArray[np.float32]
+    train_labels: npt.NDArray[np.int64]
+    test_features: npt.NDArray[np.float32]
+    test_labels: npt.NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        if len(self.train_features) == 0:
+            raise DataError("A node needs at least one training row; got none.")
+        if len(self.train_features) != len(self.train_labels):
+            raise DataError(
+                f"Training features have {len(self.train_features)} rows but labels "
+                f"{len(self.train_labels)}."
+            )
+        if len(self.test_features) != len(self.test_labels):
+            raise DataError(
+                f"Test features have {len(self.test_features)} rows but labels "
+                f"{len(self.test_labels)}."
+            )
+
+
+class Node:
+    """Answers tasks from the coordinator with its local data.
+
+    Parameters
+    ----------
+    node_id
+        The node's name in the federation.
+    data
+        Its local rows.
+    """
+
+    def __init__(self, node_id: str, *, data: LocalData) -> None:
+        self.node_id = node_id
+        self.data = data
+        self._models: dict[tuple[str, str, int, int], Any] = {}
+
+    def handle(self, task: Task) -> Result:
+        """Carry out one task and return the answer bound to it.
+
+        Raises
+        ------
+        ConfigError
+            If the task is addressed to another node or names a model or setting this node
+            does not have.
+        """
+        if task.node_id != self.node_id:
+            raise ConfigError(f"Task for node {task.node_id!r} reached node {self.node_id!r}.")
+        if task.stage is Stage.STATISTICS:
+            return self._statistics(task)
+        if task.stage is Stage.TRAIN:
+            return self._train(task)
+        if task.stage is Stage.EVALUATE:
+            return self._evaluate(task)
+        raise ConfigError(f"Node {self.node_id!r} does not handle stage {task.stage!r}.")
+
+    # Stages -------------------------------------------------------------------------------------
+    def _statistics(self, task: Task) -> Result:
+        features = self.data.train_features.astype(np.float64)
+        stats = Parameters(
+            {
+                "count": np.array([len(features)], dtype=np.float32),
+                "sum": features.sum(axis=0),
+                "sum_sq": np.square(features).sum(axis=0),
+            }
+        )
+        return self._answer(task, num_examples=len(features), parameters=stats, metrics={})
+
+    def _train(self, task: Task) -> Result:
+        model = self._model(task)
+        set_parameters(model, task.parameters)
+        config = TrainConfig(**_train_settings(task.config))
+        report = train(
+            model,
+            self.data.train_features,
+            self.data.train_labels,
+            config=config,
+            seed=int(task.config.get("seed", 0)),
+        )
+        local = get_parameters(model)
+        update = local.with_vector(local.flatten() - task.parameters.flatten())
+        return self._answer(
+            task,
+            num_examples=report.num_examples,
+            parameters=update,
+            metrics={"train_loss": report.loss, "train_accuracy": report.accuracy},
+        )
+
+    def _evaluate(self, task: Task) -> Result:
+        if len(self.data.test_labels) == 0:
+            return self._answer(task, num_examples=0, parameters=Parameters({}), metrics={})
+        model = self._model(task)
+        set_parameters(model, task.parameters)
+        report = evaluate(model, self.data.test_features, self.data.test_labels)
+        metrics = {k: v for k, v in report.to_metrics().items() if k in ("loss", "accuracy")}
+        return self._answer(
+            task, num_examples=report.num_examples, parameters=Parameters({}), metrics=metrics
+        )
+
+    # Helpers ------------------------------------------------------------------------------------
+    def _model(self, task: Task) -> Any:
+        name = str(task.config.get("model", ""))
+        options_json = str(task.config.get("model_options", "{}"))
+        num_features = int(task.config.get("num_features", self.data.train_features.shape[1]))
+        num_classes = int(task.config.get("num_classes", 0))
+        if num_features != self.data.train_features.shape[1]:
+            raise ConfigError(
+                f"The job expects {num_features} features but node {self.node_id!r} has "
+                f"{self.data.train_features.shape[1]}."
+            )
+        key = (name, options_json, num_features, num_classes)
+        if key not in self._models:
+            try:
+                options = json.loads(options_json)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"The task's model options are not JSON: {exc}.") from exc
+            if not isinstance(options, dict):
+                raise ConfigError(f"Model options must be a JSON object; got {options_json!r}.")
+            self._models[key] = create_model(
+                name, num_features=num_features, num_classes=num_classes, seed=0, **options
+            )
+        return self._models[key]
+
+    def _answer(
+        self,
+        task: Task,
+        *,
+        num_examples: int,
+        parameters: Parameters,
+        metrics: Mapping[str, float],
+    ) -> Result:
+        return Result(
+            job_id=task.job_id,
+            round_number=task.round_number,
+            stage=task.stage,
+            node_id=self.node_id,
+            num_examples=int(num_examples),
+            parameters=parameters,
+            metrics={k: float(v) for k, v in metrics.items()},
+        )
+
+
+def _train_settings(config: Mapping[str, ConfigValue]) -> dict[str, Any]:
+    return {key: config[key] for key in _TRAIN_KEYS if key in config}

@@ -1,0 +1,255 @@
+"""Simulation: many nodes on one machine, driven by the same Coordinator and Node as deployment.
+
+:func:`prepare_simulation` turns a job spec's ``[data]`` section into nodes holding disjoint
+partitions of a dataset plus a held-out test set the coordinator keeps for central evaluation;
+:func:`run_simulation` runs the job over an in-memory (threads) or process transport.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
+from sovereign_ai.data import (
+    Dataset,
+    PartitionSummary,
+    load_builtin,
+    load_file,
+    partition,
+    summarize_partition,
+    train_test_split,
+)
+from sovereign_ai.data import builtin_names as builtin_dataset_names
+from sovereign_ai.errors import ConfigError
+from sovereign_ai.federation.checkpoint import CheckpointStore
+from sovereign_ai.federation.coordinator import (
+    Coordinator,
+    FederationHistory,
+    RoundObserver,
+)
+from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
+from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.transports.inmemory import InMemoryTransport
+from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
+from sovereign_ai.strategies import create_strategy
+
+__all__ = [
+    "SimulationSetup",
+    "build_strategy",
+    "initial_parameters",
+    "load_dataset",
+    "prepare_simulation",
+    "run_simulation",
+    "stage_config",
+]
+
+
+@dataclass(frozen=True)
+class SimulationSetup:
+    """Everything a simulated federation needs, derived deterministically from the job spec."""
+
+    spec: JobSpec
+    dataset: Dataset
+    nodes: list[Node]
+    test_features: npt.NDArray[np.float32]
+    test_labels: npt.NDArray[np.int64]
+    summary: PartitionSummary
+
+    @property
+    def num_features(self) -> int:
+        """Features per row."""
+        return self.dataset.num_features
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the label."""
+        return self.dataset.num_classes
+
+
+def load_dataset(section: DataSection) -> Dataset:
+    """The dataset a ``[data]`` section names: a bundled one, or a user's CSV/Parquet/NPZ file."""
+    if section.dataset in builtin_dataset_names():
+        return load_builtin(section.dataset)
+    path = Path(section.dataset)
+    if path.suffix.lower() == ".npz":
+        return load_file(path)
+    if section.label is None:
+        raise ConfigError(
+            f"The 'data.label' key must name the label column of {section.dataset!r}; "
+            "it is missing. Bundled datasets are: " + ", ".join(builtin_dataset_names()) + "."
+        )
+    return load_file(path, label=section.label, group=section.group)
+
+
+def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> SimulationSetup:
+    """Split a dataset into a held-out test set and one partition per simulated node.
+
+    Parameters
+    ----------
+    spec
+        The job; its ``[data]`` section must be present.
+    dataset
+        Use this dataset instead of loading ``spec.data.dataset``.
+    """
+    if spec.data is None:
+        raise ConfigError("Simulation needs a [data] section in the job spec; it is missing.")
+    section = spec.data
+    data = dataset if dataset is not None else load_dataset(section)
+    pool, held_out = train_test_split(data, test_fraction=section.test_fraction, seed=spec.job.seed)
+    parts = partition(
+        pool,
+        scheme=section.partition,
+        num_nodes=section.nodes,
+        seed=spec.job.seed,
+        alpha=section.alpha,
+        shards_per_node=section.shards_per_node,
+    )
+    names = section.node_names or [f"node-{i:03d}" for i in range(len(parts))]
+    if len(names) != len(parts):
+        raise ConfigError(
+            f"The 'data.node_names' key lists {len(names)} names for {len(parts)} nodes."
+        )
+    rng = np.random.default_rng([spec.job.seed, 1])
+    nodes = []
+    for name, indices in zip(names, parts, strict=True):
+        order = rng.permutation(indices)
+        n_test = int(len(order) * section.local_test_fraction) if len(order) > 4 else 0
+        test_rows, train_rows = order[:n_test], order[n_test:]
+        local = LocalData(
+            train_features=pool.features[train_rows],
+            train_labels=pool.labels[train_rows],
+            test_features=pool.features[test_rows],
+            test_labels=pool.labels[test_rows],
+        )
+        nodes.append(Node(name, data=local))
+    return SimulationSetup(
+        spec=spec,
+        dataset=data,
+        nodes=nodes,
+        test_features=held_out.features,
+        test_labels=held_out.labels,
+        summary=summarize_partition(pool, parts, node_names=names),
+    )
+
+
+def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[str, ConfigValue]:
+    """Scalars every task of the job carries: which model, and how to train it."""
+    model_options = spec.model.options
+    return {
+        "model": spec.model.name,
+        "model_options": json.dumps(model_options, sort_keys=True),
+        "num_features": num_features,
+        "num_classes": num_classes,
+        **spec.train.model_dump(),
+    }
+
+
+def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) -> Parameters:
+    """The global model before round 1, initialised from the job seed."""
+    model = create_model(
+        spec.model.name,
+        num_features=num_features,
+        num_classes=num_classes,
+        seed=spec.job.seed,
+        **spec.model.options,
+    )
+    return get_parameters(model)
+
+
+def build_strategy(spec: JobSpec) -> Strategy:
+    """The strategy the job names, with its options."""
+    return create_strategy(spec.strategy.name, **spec.strategy.options)
+
+
+def central_evaluator(setup: SimulationSetup) -> Any:
+    """Evaluate global parameters on the coordinator's held-out test set."""
+    model = create_model(
+        setup.spec.model.name,
+        num_features=setup.num_features,
+        num_classes=setup.num_classes,
+        seed=0,
+        **setup.spec.model.options,
+    )
+
+    def _evaluate(parameters: Parameters) -> dict[str, float]:
+        set_parameters(model, parameters)
+        report = evaluate(model, setup.test_features, setup.test_labels)
+        return {"loss": report.loss, "accuracy": report.accuracy}
+
+    return _evaluate
+
+
+def make_transport(setup: SimulationSetup) -> Transport:
+    """The transport the job's ``[simulation]`` section asks for."""
+    section = setup.spec.simulation
+    if section.backend is SimulationBackend.PROCESS:
+        from sovereign_ai.federation.transports.process import ProcessTransport
+
+        return ProcessTransport(setup.spec, workers=section.workers)
+    workers = 1 if section.backend is SimulationBackend.SERIAL else section.workers
+    return InMemoryTransport(setup.nodes, max_workers=workers)
+
+
+def run_simulation(
+    spec: JobSpec,
+    *,
+    state_dir: str | Path | None = None,
+    resume: bool = False,
+    observer: RoundObserver | None = None,
+    setup: SimulationSetup | None = None,
+) -> tuple[FederationHistory, SimulationSetup]:
+    """Run a whole job in simulation.
+
+    Parameters
+    ----------
+    spec
+        The job.
+    state_dir
+        Folder for durable coordinator state; required for ``resume``.
+    resume
+        Continue from the last durable round in ``state_dir``.
+    observer
+        Progress receiver (the CLI's progress bar).
+    setup
+        A prepared setup to reuse (benchmarks); prepared from ``spec`` otherwise.
+    """
+    if resume and state_dir is None:
+        raise ConfigError("Resuming needs the state folder of the run to resume (--state).")
+    setup = setup or prepare_simulation(spec)
+    store = CheckpointStore(state_dir) if state_dir is not None else None
+    if store is not None:
+        store.bind_job(job_id=spec.job_id, spec_digest=spec.digest, spec_json=spec.canonical_json())
+    transport = make_transport(setup)
+    try:
+        coordinator = Coordinator(
+            job_id=spec.job_id,
+            strategy=build_strategy(spec),
+            transport=transport,
+            initial_parameters=initial_parameters(
+                spec, num_features=setup.num_features, num_classes=setup.num_classes
+            ),
+            rounds=spec.job.rounds,
+            seed=spec.job.seed,
+            stage_config=stage_config(
+                spec, num_features=setup.num_features, num_classes=setup.num_classes
+            ),
+            store=store,
+            round_timeout_s=spec.coordinator.round_timeout_s,
+            max_round_attempts=spec.coordinator.max_round_attempts,
+            evaluate_every=spec.coordinator.evaluate_every,
+            central_evaluator=central_evaluator(setup),
+            observer=observer,
+            standardize_features=spec.coordinator.standardize_features,
+        )
+        history = coordinator.run(resume=resume)
+    finally:
+        transport.close()
+        if store is not None:
+            store.close()
+    return history, setup

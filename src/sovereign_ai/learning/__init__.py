@@ -1,0 +1,27 @@
+"""Local learning on a node: a model zoo resolved by name, torch training and evaluation.
+
+Models are built from names installed on the node (:func:`create_model`), weights move in and out as
+:class:`~sovereign_ai.core.Parameters` (:func:`get_parameters`, :func:`set_parameters`), and
+:func:`train` / :func:`evaluate` work on float32 ``(n, d)`` features and int64 ``(n,)`` labels.
+Importing this package imports torch.
+"""
+
+from sovereign_ai.learning.convert import get_parameters, set_parameters
+from sovereign_ai.learning.evaluation import ClassMetrics, EvaluationReport, evaluate
+from sovereign_ai.learning.trainer import TrainConfig, TrainReport, train
+from sovereign_ai.learning.zoo import ModelFactory, create_model, model_names, register_model
+
+__all__ = [
+    "ClassMetrics",
+    "EvaluationReport",
+    "ModelFactory",
+    "TrainConfig",
+    "TrainReport",
+    "create_model",
+    "evaluate",
+    "get_parameters",
+    "model_names",
+    "register_model",
+    "set_parameters",
+    "train",
+]

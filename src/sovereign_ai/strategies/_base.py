@@ -1,0 +1,447 @@
+"""What every built-in strategy shares: cohort sampling, update stacking and metric averaging.
+
+A concrete strategy subclasses :class:`BaseStrategy` and writes only ``aggregate_train`` (plus its
+state, if it keeps any). Updates are aggregated as one ``(n, d)`` float64 matrix built by
+:meth:`BaseStrategy._stack_updates`, which also refuses updates that do not fit the global model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result
+from sovereign_ai.errors import (
+    CheckpointError,
+    FederationError,
+    InsufficientNodesError,
+    SerializationError,
+)
+from sovereign_ai.strategies._validation import check_float, check_int
+
+__all__ = [
+    "BaseStrategy",
+    "CohortOptions",
+    "Matrix",
+    "UpdateStack",
+    "Vector",
+    "describe",
+    "weighted_metrics",
+]
+
+Matrix = npt.NDArray[np.float64]
+Vector = npt.NDArray[np.float64]
+
+_RESERVED_METRIC = "num_examples"
+
+
+@dataclass(frozen=True)
+class CohortOptions:
+    """Validated cohort settings; build with :meth:`create` so errors name the strategy."""
+
+    fraction_train: float
+    fraction_evaluate: float
+    min_train_nodes: int
+    min_evaluate_nodes: int
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        owner: str,
+        fraction_train: object,
+        fraction_evaluate: object,
+        min_train_nodes: object,
+        min_evaluate_nodes: object,
+    ) -> CohortOptions:
+        """Check every option, raising ``ConfigError`` that names ``owner``."""
+        return cls(
+            fraction_train=check_float(
+                fraction_train, name="fraction_train", owner=owner, low=0.0, high=1.0,
+                include_low=False,
+            ),
+            fraction_evaluate=check_float(
+                fraction_evaluate, name="fraction_evaluate", owner=owner, low=0.0, high=1.0
+            ),
+            min_train_nodes=check_int(
+                min_train_nodes, name="min_train_nodes", owner=owner, minimum=1
+            ),
+            min_evaluate_nodes=check_int(
+                min_evaluate_nodes, name="min_evaluate_nodes", owner=owner, minimum=0
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UpdateStack:
+    """A round's updates as one matrix, rows ordered by node id.
+
+    Parameters
+    ----------
+    round_number
+        The round the updates belong to.
+    node_ids
+        One id per row, sorted.
+    updates
+        Shape ``(n, d)``, float64.
+    weights
+        Shape ``(n,)``, float64: each node's ``num_examples``.
+    """
+
+    round_number: int
+    node_ids: tuple[str, ...]
+    updates: Matrix
+    weights: Vector
+
+    def weighted_mean(self) -> Vector:
+        """The example-weighted mean update, shape ``(d,)``.
+
+        Raises
+        ------
+        FederationError
+            If every node reports zero examples, so no weighted mean exists.
+        """
+        total = float(self.weights.sum())
+        if total <= 0.0:
+            raise FederationError(
+                f"Round {self.round_number}: every update reports 0 examples "
+                f"({', '.join(self.node_ids)}); an example-weighted mean is undefined."
+            )
+        return (self.weights @ self.updates) / total  # (d,)
+
+
+class BaseStrategy(ABC):
+    """Cohort sampling, evaluation averaging and checkpoint plumbing for built-in strategies.
+
+    Parameters
+    ----------
+    fraction_train
+        Share of available nodes sampled to train each round, in ``(0, 1]``.
+    fraction_evaluate
+        Share of available nodes sampled to evaluate, in ``[0, 1]``; 0 turns evaluation off.
+    min_train_nodes
+        Fewest nodes sampled for, and results aggregated in, a train stage.
+    min_evaluate_nodes
+        Fewest nodes sampled for, and results averaged in, an evaluate stage.
+    """
+
+    _STATE_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        *,
+        fraction_train: float = 1.0,
+        fraction_evaluate: float = 1.0,
+        min_train_nodes: int = 2,
+        min_evaluate_nodes: int = 1,
+    ) -> None:
+        self._cohort = CohortOptions.create(
+            owner=type(self).__name__,
+            fraction_train=fraction_train,
+            fraction_evaluate=fraction_evaluate,
+            min_train_nodes=min_train_nodes,
+            min_evaluate_nodes=min_evaluate_nodes,
+        )
+
+    def __repr__(self) -> str:
+        return describe(self)
+
+    # Settings -----------------------------------------------------------------------------------
+    @property
+    def fraction_train(self) -> float:
+        """Share of available nodes sampled to train each round."""
+        return self._cohort.fraction_train
+
+    @property
+    def fraction_evaluate(self) -> float:
+        """Share of available nodes sampled to evaluate each round."""
+        return self._cohort.fraction_evaluate
+
+    @property
+    def min_train_nodes(self) -> int:
+        """Fewest train results aggregated: the configured minimum or the algorithm's quorum."""
+        quorum = self._quorum()
+        return max(self._cohort.min_train_nodes, 0 if quorum is None else quorum[0])
+
+    @property
+    def min_evaluate_nodes(self) -> int:
+        """Fewest evaluate results whose metrics are reported."""
+        return self._cohort.min_evaluate_nodes
+
+    def _quorum(self) -> tuple[int, str] | None:
+        """The fewest updates the algorithm itself needs, and why; ``None`` if any number does."""
+        return None
+
+    # Hooks of the Strategy protocol -------------------------------------------------------------
+    def configure_train(
+        self,
+        *,
+        round_number: int,
+        parameters: Parameters,
+        nodes: Sequence[str],
+        rng: np.random.Generator,
+    ) -> list[NodeInstruction]:
+        """Sample ``max(min_train_nodes, ceil(fraction_train * len(nodes)))`` nodes, sorted.
+
+        Raises
+        ------
+        InsufficientNodesError
+            If fewer than ``min_train_nodes`` distinct nodes are available.
+        """
+        cohort = self._sample(
+            stage="train",
+            round_number=round_number,
+            nodes=nodes,
+            fraction=self.fraction_train,
+            minimum=self.min_train_nodes,
+            rng=rng,
+        )
+        return [NodeInstruction(node_id=node_id, config={}) for node_id in cohort]
+
+    @abstractmethod
+    def aggregate_train(
+        self,
+        *,
+        round_number: int,
+        parameters: Parameters,
+        results: Sequence[Result],
+    ) -> Parameters:
+        """Combine the cohort's updates with the current global ``parameters``."""
+
+    def configure_evaluate(
+        self,
+        *,
+        round_number: int,
+        parameters: Parameters,
+        nodes: Sequence[str],
+        rng: np.random.Generator,
+    ) -> list[NodeInstruction]:
+        """Sample evaluating nodes like :meth:`configure_train`; none if ``fraction_evaluate`` is 0.
+
+        Raises
+        ------
+        InsufficientNodesError
+            If fewer than ``min_evaluate_nodes`` distinct nodes are available.
+        """
+        if self.fraction_evaluate == 0.0:
+            return []
+        cohort = self._sample(
+            stage="evaluate",
+            round_number=round_number,
+            nodes=nodes,
+            fraction=self.fraction_evaluate,
+            minimum=self.min_evaluate_nodes,
+            rng=rng,
+        )
+        return [NodeInstruction(node_id=node_id, config={}) for node_id in cohort]
+
+    def aggregate_evaluate(
+        self,
+        *,
+        round_number: int,
+        results: Sequence[Result],
+    ) -> dict[str, float]:
+        """Example-weighted mean of every metric reported, plus the total ``num_examples``.
+
+        A metric only some nodes report is averaged over those nodes.
+
+        Raises
+        ------
+        InsufficientNodesError
+            If there are no results, or fewer than ``min_evaluate_nodes``.
+        FederationError
+            If a node reports a metric named ``num_examples`` or a non-finite metric, or the nodes
+            reporting a metric hold zero examples between them.
+        """
+        minimum = max(1, self.min_evaluate_nodes)
+        if len(results) < minimum:
+            raise InsufficientNodesError(
+                stage="evaluate",
+                round_number=round_number,
+                answered=sorted(r.node_id for r in results),
+                missing=[],
+                minimum=minimum,
+            )
+        return weighted_metrics(round_number=round_number, results=results)
+
+    def state_dict(self) -> dict[str, FloatArray]:
+        """State carried across rounds, as float32 copies; empty for a stateless strategy."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
+        """Restore state written by :meth:`state_dict`; an empty mapping resets to a fresh start.
+
+        Raises
+        ------
+        CheckpointError
+            If ``state`` holds keys this strategy does not write, misses some it does, or holds
+            something other than float arrays.
+        """
+        owner = type(self).__name__
+        unexpected = sorted(set(state) - set(self._STATE_KEYS))
+        missing = sorted(set(self._STATE_KEYS) - set(state))
+        if unexpected or (state and missing):
+            raise CheckpointError(
+                f"The 'state' parameter of {owner}.load_state_dict must hold exactly the keys "
+                f"{list(self._STATE_KEYS)} (or none); got unexpected {unexpected} and missing "
+                f"{missing if state else []} instead."
+            )
+        arrays: dict[str, FloatArray] = {}
+        for key, value in state.items():
+            if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+                raise CheckpointError(
+                    f"The 'state' parameter of {owner}.load_state_dict must map {key!r} to a "
+                    f"float array; got {type(value).__name__} instead."
+                )
+            arrays[key] = np.array(value, dtype=np.float32, copy=True)
+        self._restore_state(arrays)
+
+    def _restore_state(self, state: dict[str, FloatArray]) -> None:
+        """Adopt state whose keys were checked; ``{}`` means "start fresh"."""
+
+    # Building blocks for subclasses -------------------------------------------------------------
+    def _sample(
+        self,
+        *,
+        stage: str,
+        round_number: int,
+        nodes: Sequence[str],
+        fraction: float,
+        minimum: int,
+        rng: np.random.Generator,
+    ) -> list[str]:
+        available = sorted(set(nodes))
+        if len(available) < minimum:
+            self._raise_insufficient(
+                stage=stage, round_number=round_number, answered=available, minimum=minimum
+            )
+        # round() first so that 0.3 * 10 == 3.0000000000000004 asks for 3 nodes, not 4
+        wanted = math.ceil(round(fraction * len(available), 9))
+        count = min(len(available), max(minimum, wanted))
+        chosen = rng.choice(len(available), size=count, replace=False)  # (count,), int64
+        return sorted(available[int(i)] for i in chosen)
+
+    def _raise_insufficient(
+        self, *, stage: str, round_number: int, answered: list[str], minimum: int
+    ) -> None:
+        error = InsufficientNodesError(
+            stage=stage, round_number=round_number, answered=answered, missing=[], minimum=minimum
+        )
+        quorum = self._quorum()
+        if stage == "train" and quorum is not None and minimum == quorum[0]:
+            error.add_note(quorum[1])
+        raise error
+
+    def _stack_updates(
+        self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> UpdateStack:
+        """Check the round's updates and stack them, rows sorted by node id.
+
+        Raises
+        ------
+        InsufficientNodesError
+            If there are fewer results than :attr:`min_train_nodes` (or none).
+        FederationError
+            If a node answers twice, reports a negative example count or a non-finite update.
+        SerializationError
+            If an update's names or shapes differ from the global parameters'.
+        """
+        ordered = sorted(results, key=lambda r: r.node_id)
+        node_ids = tuple(r.node_id for r in ordered)
+        minimum = max(1, self.min_train_nodes)
+        if len(ordered) < minimum:
+            self._raise_insufficient(
+                stage="train", round_number=round_number, answered=list(node_ids), minimum=minimum
+            )
+        duplicates = sorted(n for n, count in Counter(node_ids).items() if count > 1)
+        if duplicates:
+            raise FederationError(
+                f"Round {round_number}: node(s) {', '.join(duplicates)} answered more than once; "
+                "each node's update may count only once."
+            )
+        spec = parameters.spec
+        updates = np.empty((len(ordered), spec.size), dtype=np.float64)  # (n, d)
+        weights = np.empty(len(ordered), dtype=np.float64)  # (n,)
+        for row, result in enumerate(ordered):
+            if result.parameters.spec != spec:
+                raise SerializationError(
+                    f"Round {round_number}: the update of node {result.node_id!r} has spec "
+                    f"{result.parameters.spec}; expected the global model's {spec}."
+                )
+            if result.num_examples < 0:
+                raise FederationError(
+                    f"Round {round_number}: node {result.node_id!r} reports "
+                    f"{result.num_examples} examples; must be >= 0."
+                )
+            updates[row] = result.parameters.flatten()
+            if not np.isfinite(updates[row]).all():
+                raise FederationError(
+                    f"Round {round_number}: the update of node {result.node_id!r} holds "
+                    "non-finite values; it cannot be aggregated."
+                )
+            weights[row] = result.num_examples
+        return UpdateStack(
+            round_number=round_number, node_ids=node_ids, updates=updates, weights=weights
+        )
+
+    def _apply_update(
+        self, *, round_number: int, parameters: Parameters, update: Vector
+    ) -> Parameters:
+        """Global parameters moved by ``update`` (shape ``(d,)``), computed in float64."""
+        moved = (parameters.flatten().astype(np.float64) + update).astype(np.float32)  # (d,)
+        if not np.isfinite(moved).all():
+            raise FederationError(
+                f"Round {round_number}: {type(self).__name__} produced non-finite parameters "
+                "(the aggregated update overflowed float32)."
+            )
+        return parameters.with_vector(moved)
+
+
+def weighted_metrics(*, round_number: int, results: Sequence[Result]) -> dict[str, float]:
+    """Example-weighted mean of every reported metric plus ``num_examples``, the total."""
+    names: set[str] = set()
+    for result in results:
+        if result.num_examples < 0:
+            raise FederationError(
+                f"Round {round_number}: node {result.node_id!r} reports "
+                f"{result.num_examples} examples; must be >= 0."
+            )
+        if _RESERVED_METRIC in result.metrics:
+            raise FederationError(
+                f"Round {round_number}: node {result.node_id!r} reports a metric named "
+                f"{_RESERVED_METRIC!r}, which is reserved for the total example count."
+            )
+        for name, value in result.metrics.items():
+            if not math.isfinite(value):
+                raise FederationError(
+                    f"Round {round_number}: node {result.node_id!r} reports metric "
+                    f"{name!r}={value!r}; metrics must be finite."
+                )
+        names.update(result.metrics)
+    merged: dict[str, float] = {}
+    for name in sorted(names):
+        pairs = [(float(r.num_examples), float(r.metrics[name])) for r in results if name in r.metrics]
+        total = math.fsum(weight for weight, _ in pairs)
+        if total <= 0.0:
+            raise FederationError(
+                f"Round {round_number}: the nodes reporting metric {name!r} hold 0 examples "
+                "between them; an example-weighted mean is undefined."
+            )
+        merged[name] = math.fsum(weight * value for weight, value in pairs) / total
+    merged[_RESERVED_METRIC] = float(sum(r.num_examples for r in results))
+    return merged
+
+
+def describe(strategy: object) -> str:
+    """``Name(option=value, ...)`` from the constructor's keyword parameters."""
+    signature = inspect.signature(type(strategy))
+    options = ", ".join(f"{name}={getattr(strategy, name)!r}" for name in signature.parameters)
+    return f"{type(strategy).__name__}({options})"

@@ -18,7 +18,9 @@ knows nothing of this package still behaves.
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
-    └── ProvisioningError                    certificates or startup kits cannot be made or read
+    ├── ProvisioningError                    certificates or startup kits cannot be made or read
+    └── StrategyConformanceError (AssertionError)   a strategy fails sovereign_ai.testing's checks
+                                             (defined in sovereign_ai.testing)
 
 Raise with the offending value and what was expected; chain third-party errors with
 ``raise ... from exc`` so that none of them escapes the public API.
@@ -101,6 +103,8 @@ class InsufficientNodesError(FederationError):
         The nodes that were asked but did not answer in time.
     minimum
         The minimum cohort the job requires.
+    reason
+        Why the minimum is what it is, when that is not obvious (e.g. Krum's ``2f + 3``).
     """
 
     def __init__(
@@ -111,15 +115,18 @@ class InsufficientNodesError(FederationError):
         answered: list[str],
         missing: list[str],
         minimum: int,
+        reason: str | None = None,
     ) -> None:
         self.stage = stage
         self.round_number = round_number
         self.answered = answered
         self.missing = missing
         self.minimum = minimum
+        self.reason = reason
         super().__init__(
             f"Round {round_number} stage {stage!r}: {len(answered)} node(s) answered but the job "
             f"needs at least {minimum}; missing: {', '.join(missing) or 'none'}."
+            + (f" {reason}" if reason else "")
         )
 
 

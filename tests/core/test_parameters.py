@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,9 @@ from hypothesis.extra.numpy import arrays
 from sovereign_ai.core import Parameters
 from sovereign_ai.errors import SerializationError
 
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz._0123456789", min_size=1, max_size=12)
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz._,0123456789", min_size=1, max_size=12).filter(
+    lambda n: n != "__metadata__"
+)
 tensors = arrays(
     np.float32,
     st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple),
@@ -41,10 +45,8 @@ def test_flatten_then_rebuild_is_identity(raw: dict[str, np.ndarray]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=256))
 def test_random_bytes_never_crash(payload: bytes) -> None:
-    try:
+    with contextlib.suppress(SerializationError):
         Parameters.from_bytes(payload)
-    except SerializationError:
-        pass
 
 
 @settings(max_examples=100, deadline=None)
@@ -87,6 +89,7 @@ def test_parameters_are_read_only_copies() -> None:
         params["w"][0] = 5
 
 
-def test_bad_names_are_refused() -> None:
+@pytest.mark.parametrize("name", ["", "__metadata__"])
+def test_bad_names_are_refused(name: str) -> None:
     with pytest.raises(SerializationError):
-        Parameters({"": np.ones(1)})
+        Parameters({name: np.ones(1)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sovereign_ai.core import Parameters, Result, Stage, Task
@@ -23,6 +24,7 @@ def test_matching_result_is_accepted() -> None:
         Result("job", 3, Stage.TRAIN, "node-b", 10),
         Result("job", 3, Stage.TRAIN, "node-a", -1),
         Result("job", 3, Stage.TRAIN, "node-a", 1, metrics={"loss": float("nan")}),
+        Result("job", 3, Stage.TRAIN, "node-a", 1, Parameters({"w": np.array([1.0, np.inf])})),
     ],
 )
 def test_mismatched_or_invalid_result_is_refused(result: Result) -> None:

@@ -36,11 +36,23 @@ class ScriptedNode:
         job_id = "another-job" if self.tamper == "job" else task.job_id
         round_number = task.round_number + 1 if self.tamper == "round" else task.round_number
         if task.stage is Stage.EVALUATE:
-            return Result(job_id, round_number, task.stage, self.node_id, self.examples,
-                          metrics={"accuracy": self.target})
-        return Result(job_id, round_number, task.stage, self.node_id, self.examples,
-                      parameters=task.parameters.with_vector(vector),
-                      metrics={"train_loss": 1.0})
+            return Result(
+                job_id,
+                round_number,
+                task.stage,
+                self.node_id,
+                self.examples,
+                metrics={"accuracy": self.target},
+            )
+        return Result(
+            job_id,
+            round_number,
+            task.stage,
+            self.node_id,
+            self.examples,
+            parameters=task.parameters.with_vector(vector),
+            metrics={"train_loss": 1.0},
+        )
 
 
 def coordinator(nodes: list[ScriptedNode], **kwargs: object) -> Coordinator:
@@ -69,8 +81,8 @@ def test_fedavg_round_moves_to_weighted_mean_of_targets() -> None:
 def test_tasks_are_bound_and_seeded_per_node() -> None:
     nodes = [ScriptedNode("a", 1.0), ScriptedNode("b", 2.0)]
     coordinator(nodes, rounds=1).run()
-    train_a = [t for t in nodes[0].seen if t.stage is Stage.TRAIN][0]
-    train_b = [t for t in nodes[1].seen if t.stage is Stage.TRAIN][0]
+    train_a = next(t for t in nodes[0].seen if t.stage is Stage.TRAIN)
+    train_b = next(t for t in nodes[1].seen if t.stage is Stage.TRAIN)
     assert (train_a.job_id, train_a.round_number, train_a.node_id) == ("job-1", 1, "a")
     assert train_a.config["seed"] != train_b.config["seed"]
 
@@ -93,7 +105,11 @@ def test_results_for_another_job_or_round_are_refused() -> None:
 
 def test_straggler_past_deadline_is_left_out() -> None:
     release = threading.Event()
-    nodes = [ScriptedNode("a", 1.0), ScriptedNode("b", 3.0), ScriptedNode("slow", 50.0, delay_event=release)]
+    nodes = [
+        ScriptedNode("a", 1.0),
+        ScriptedNode("b", 3.0),
+        ScriptedNode("slow", 50.0, delay_event=release),
+    ]
     transport = InMemoryTransport(nodes, max_workers=3)
     try:
         history = coordinator(nodes, rounds=1, transport=transport, round_timeout_s=0.3).run()
@@ -134,8 +150,13 @@ def test_node_dropping_mid_job_does_not_stop_it_above_minimum() -> None:
 
 def test_same_seed_same_result_regardless_of_thread_timing() -> None:
     def run() -> Parameters:
-        nodes = [ScriptedNode(n, t, examples=e) for n, t, e in [("a", .3, 7), ("b", .9, 3), ("c", 2., 5)]]
-        history = coordinator(nodes, rounds=3, strategy=FedAvg(min_train_nodes=2, fraction_train=0.7)).run()
+        nodes = [
+            ScriptedNode(n, t, examples=e)
+            for n, t, e in [("a", 0.3, 7), ("b", 0.9, 3), ("c", 2.0, 5)]
+        ]
+        history = coordinator(
+            nodes, rounds=3, strategy=FedAvg(min_train_nodes=2, fraction_train=0.7)
+        ).run()
         assert history.parameters is not None
         return history.parameters
 
@@ -154,7 +175,9 @@ def test_resume_continues_and_refuses_without_flag(tmp_path: Path) -> None:
     assert [r.round_number for r in history.rounds] == [2]
 
 
-@pytest.mark.parametrize(("key", "value"), [("rounds", 0), ("round_timeout_s", 0.0), ("max_round_attempts", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("rounds", 0), ("round_timeout_s", 0.0), ("max_round_attempts", 0)]
+)
 def test_bad_coordinator_settings(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=key):
         coordinator([ScriptedNode("a", 1.0)], **{key: value})

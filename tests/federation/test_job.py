@@ -50,9 +50,15 @@ def test_job_id_changes_with_spec(tmp_path: Path) -> None:
     [
         (GOOD.replace("rounds = 3", "rounds = 0"), "'job.rounds'"),
         (GOOD.replace("rounds = 3", "rounds = -2"), "'job.rounds'"),
-        (GOOD + "\n[train]\nlocal_epochs = 1\nlerning_rate = 0.1\n", "unknown key 'train.lerning_rate'"),
+        (
+            GOOD + "\n[train]\nlocal_epochs = 1\nlerning_rate = 0.1\n",
+            "unknown key 'train.lerning_rate'",
+        ),
         (GOOD.replace("[job]", "[jobb]"), "unknown key 'jobb'"),
-        (GOOD.replace('dataset = "iris"', 'dataset = "iris"\npartition = "random"'), "data.partition"),
+        (
+            GOOD.replace('dataset = "iris"', 'dataset = "iris"\npartition = "random"'),
+            "data.partition",
+        ),
         (GOOD.replace('name = "t"', 'name = "bad name!"'), "'job.name'"),
     ],
 )
@@ -90,5 +96,5 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_parse_rejects_wrong_types() -> None:
-    with pytest.raises(ConfigError, match="'job.rounds'"):
+    with pytest.raises(ConfigError, match=r"'job\.rounds'"):
         parse_job_spec({"job": {"rounds": "many"}})

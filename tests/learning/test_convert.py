@@ -68,8 +68,8 @@ def test_wrong_shape_is_refused_naming_the_tensor_and_changes_nothing() -> None:
     model = _model()
     before = get_parameters(model)
     tensors = {name: np.zeros_like(array) for name, array in before.items()}
-    tensors["output.weight"] = np.zeros((3, 4), dtype=np.float32)
-    with pytest.raises(SerializationError, match=r"'output\.weight'.*\(3, 5\).*\(3, 4\)"):
+    tensors["body.output.weight"] = np.zeros((3, 4), dtype=np.float32)
+    with pytest.raises(SerializationError, match=r"'body\.output\.weight'.*\(3, 5\).*\(3, 4\)"):
         set_parameters(model, Parameters(tensors))
     assert get_parameters(model) == before
 
@@ -77,9 +77,9 @@ def test_wrong_shape_is_refused_naming_the_tensor_and_changes_nothing() -> None:
 def test_missing_and_unexpected_names_are_refused() -> None:
     model = _model()
     tensors = dict(get_parameters(model))
-    del tensors["hidden_0.bias"]
+    del tensors["body.hidden_0.bias"]
     tensors["extra"] = np.zeros(2, dtype=np.float32)
-    with pytest.raises(SerializationError, match=r"missing \['hidden_0.bias'\].*\['extra'\]"):
+    with pytest.raises(SerializationError, match=r"missing \['body.hidden_0.bias'\].*\['extra'\]"):
         set_parameters(model, Parameters(tensors))
 
 
@@ -93,8 +93,8 @@ def test_parameters_of_another_model_are_refused() -> None:
 def test_non_finite_values_are_refused() -> None:
     model = _model()
     tensors = dict(get_parameters(model))
-    tensors["output.bias"] = np.array([0.0, np.nan, 0.0], dtype=np.float32)
-    with pytest.raises(SerializationError, match="'output.bias'"):
+    tensors["body.output.bias"] = np.array([0.0, np.nan, 0.0], dtype=np.float32)
+    with pytest.raises(SerializationError, match=r"'body\.output\.bias'"):
         set_parameters(model, Parameters(tensors))
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from sovereign_ai.core import Parameters
 from sovereign_ai.errors import ConfigError, UnknownNameError
 from sovereign_ai.learning import (
     TrainConfig,
@@ -20,9 +21,10 @@ from sovereign_ai.learning import (
     get_parameters,
     model_names,
     register_model,
+    set_parameters,
     train,
+    zoo,
 )
-from sovereign_ai.learning import zoo
 
 BUILT_IN = ("cnn", "logreg", "mlp")
 
@@ -102,7 +104,7 @@ def test_built_ins_have_no_dropout_or_batch_norm(name: str) -> None:
 
 def test_initialisation_follows_torch_default_bounds() -> None:
     model = create_model("logreg", num_features=64, num_classes=3, seed=0)
-    weight = get_parameters(model)["linear.weight"]
+    weight = get_parameters(model)["body.linear.weight"]
     # kaiming_uniform_(a=sqrt(5)) on fan_in 64 is U(-1/8, 1/8), as nn.Linear's own default.
     assert np.abs(weight).max() <= 1 / math.sqrt(64)
     assert np.abs(weight).max() > 0.9 / math.sqrt(64)
@@ -112,12 +114,14 @@ def test_mlp_hidden_option_sets_layer_widths() -> None:
     model = create_model("mlp", num_features=10, num_classes=4, seed=0, hidden=(16, 8))
     shapes = {name: array.shape for name, array in get_parameters(model).items()}
     assert shapes == {
-        "hidden_0.weight": (16, 10),
-        "hidden_0.bias": (16,),
-        "hidden_1.weight": (8, 16),
-        "hidden_1.bias": (8,),
-        "output.weight": (4, 8),
-        "output.bias": (4,),
+        "input_mean": (10,),
+        "input_std": (10,),
+        "body.hidden_0.weight": (16, 10),
+        "body.hidden_0.bias": (16,),
+        "body.hidden_1.weight": (8, 16),
+        "body.hidden_1.bias": (8,),
+        "body.output.weight": (4, 8),
+        "body.output.bias": (4,),
     }
 
 
@@ -163,7 +167,9 @@ def test_bad_sizes_and_seed_are_refused(field: str, value: Any) -> None:
         create_model("logreg", **kwargs)
 
 
-def _tiny(*, num_features: int, num_classes: int, generator: torch.Generator, scale: float = 1.0):
+def _tiny(
+    *, num_features: int, num_classes: int, generator: torch.Generator, scale: float = 1.0
+) -> nn.Module:
     layer = nn.Linear(num_features, num_classes, device="meta").to_empty(device="cpu")
     with torch.no_grad():
         nn.init.normal_(layer.weight, std=scale, generator=generator)
@@ -176,7 +182,7 @@ def test_registered_model_is_built_by_name_with_its_options() -> None:
     register_model("tiny", _tiny)
     assert "tiny" in model_names()
     model = create_model("tiny", num_features=3, num_classes=2, seed=4, scale=0.0)
-    assert not get_parameters(model)["weight"].any()
+    assert not get_parameters(model)["body.weight"].any()
     with pytest.raises(ConfigError, match="'hidden'"):
         create_model("tiny", num_features=3, num_classes=2, seed=4, hidden=(2,))
 
@@ -186,7 +192,7 @@ def test_registering_a_taken_name_needs_allow_replace() -> None:
     with pytest.raises(ConfigError, match="already registered"):
         register_model("logreg", _tiny)
     register_model("logreg", _tiny, allow_replace=True)
-    assert isinstance(create_model("logreg", num_features=3, num_classes=2, seed=0), nn.Linear)
+    assert isinstance(create_model("logreg", num_features=3, num_classes=2, seed=0).body, nn.Linear)
 
 
 @pytest.mark.parametrize(("name", "factory"), [("", _tiny), ("x", 3)])
@@ -198,3 +204,21 @@ def test_register_model_rejects_bad_arguments(name: str, factory: Any) -> None:
 def test_options_may_not_override_arguments() -> None:
     with pytest.raises(ConfigError, match="generator"):
         create_model("logreg", num_features=4, num_classes=2, seed=0, generator=None)
+
+
+def test_input_standardisation_travels_with_the_weights() -> None:
+    model = create_model("logreg", num_features=3, num_classes=2, seed=0)
+    params = get_parameters(model)
+    assert list(params)[:2] == ["input_mean", "input_std"]
+    np.testing.assert_array_equal(params["input_mean"], np.zeros(3))
+    np.testing.assert_array_equal(params["input_std"], np.ones(3))
+    features = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    before = model(torch.from_numpy(features)).detach().numpy()
+    tensors = dict(params)
+    tensors["input_mean"] = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    set_parameters(model, Parameters(tensors))
+    after = model(torch.from_numpy(features)).detach().numpy()
+    zero = model.body(torch.zeros(1, 3)).detach().numpy()
+    np.testing.assert_allclose(after, zero)
+    assert not np.allclose(before, after)
+    assert {name for name, _ in model.named_parameters()}.isdisjoint({"input_mean", "input_std"})

@@ -71,7 +71,9 @@ def demo_spec(*, quick: bool = False) -> JobSpec:
 
 
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="3 rounds instead of 20 (for tests).")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="3 rounds instead of 20 (for tests).")
+    ] = False,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for metrics.json and the accuracy/loss plot.")
     ] = Path("demo-output"),

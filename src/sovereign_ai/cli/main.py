@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from sovereign_ai.cli.demo import demo
+from sovereign_ai.cli.provision import provision_app
 from sovereign_ai.cli.simulate import simulate
 
 __all__ = ["app"]
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.command(name="simulate")(simulate)
 app.command(name="demo")(demo)
+app.add_typer(provision_app, name="provision")
 
 
 @app.callback()

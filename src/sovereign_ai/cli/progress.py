@@ -62,6 +62,4 @@ class RoundProgress:
         if "central_loss" in metrics:
             parts.append(f"loss {metrics['central_loss']:.3f}")
         parts.append(f"{len(report.answered)}/{len(report.cohort)} nodes")
-        self._progress.update(
-            self._task, completed=report.round_number, status=" · ".join(parts)
-        )
+        self._progress.update(self._task, completed=report.round_number, status=" · ".join(parts))

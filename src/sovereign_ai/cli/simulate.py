@@ -22,8 +22,7 @@ def simulate(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder for durable state, metrics.json and plot.png. "
-            "Default: runs/<job name>.",
+            help="Folder for durable state, metrics.json and plot.png. Default: runs/<job name>.",
         ),
     ] = None,
     resume: Annotated[

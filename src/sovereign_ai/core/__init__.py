@@ -3,7 +3,7 @@
 Depends on numpy and the standard library only (safetensors is imported lazily for serialisation).
 """
 
-from sovereign_ai.core.parameters import FloatArray, ParameterSpec, Parameters
+from sovereign_ai.core.parameters import FloatArray, Parameters, ParameterSpec
 from sovereign_ai.core.protocols import NodeInstruction, StageOutcome, Strategy, Transport
 from sovereign_ai.core.records import ConfigValue, Metrics, Result, Stage, Task
 

@@ -66,8 +66,11 @@ class Parameters(Mapping[str, FloatArray]):
     def __init__(self, tensors: Mapping[str, npt.ArrayLike]) -> None:
         converted: dict[str, FloatArray] = {}
         for name, value in tensors.items():
-            if not isinstance(name, str) or not name:
-                raise SerializationError(f"Tensor names must be non-empty strings; got {name!r}.")
+            if not isinstance(name, str) or not name or name == "__metadata__":
+                raise SerializationError(
+                    f"Tensor names must be non-empty strings other than '__metadata__'; "
+                    f"got {name!r}."
+                )
             array = np.array(value, dtype=np.float32, copy=True, order="C")
             array.setflags(write=False)
             converted[name] = array
@@ -152,9 +155,12 @@ class Parameters(Mapping[str, FloatArray]):
     # Serialisation ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Serialise to safetensors bytes, preserving tensor order in the metadata."""
+        import json
+
         from safetensors.numpy import save
 
-        return bytes(save(dict(self._tensors), metadata={"order": ",".join(self._tensors)}))
+        order = json.dumps(list(self._tensors))
+        return bytes(save(dict(self._tensors), metadata={"order": order}))
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Parameters:
@@ -176,7 +182,9 @@ class Parameters(Mapping[str, FloatArray]):
         except (SafetensorError, ValueError, TypeError, OverflowError, KeyError) as exc:
             raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
         if len(loaded) > _MAX_TENSORS:
-            raise SerializationError(f"Payload holds {len(loaded)} tensors; at most {_MAX_TENSORS}.")
+            raise SerializationError(
+                f"Payload holds {len(loaded)} tensors; at most {_MAX_TENSORS}."
+            )
         names = order if order is not None and set(order) == set(loaded) else sorted(loaded)
         for name in names:
             if not np.issubdtype(loaded[name].dtype, np.floating):
@@ -196,4 +204,7 @@ def _read_order(payload: bytes) -> list[str] | None:
     order = meta.get("order")
     if not isinstance(order, str):
         return None
-    return order.split(",") if order else []
+    names = json.loads(order)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return names

@@ -144,5 +144,3 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release the transport's threads, processes or sockets."""
         ...
-
-

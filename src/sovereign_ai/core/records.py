@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+
 from sovereign_ai.core.parameters import Parameters
 from sovereign_ai.errors import StaleMessageError
 
@@ -93,7 +95,8 @@ class Result:
         Raises
         ------
         StaleMessageError
-            If job, round, stage or node differ, or the counts and metrics are not finite.
+            If job, round, stage or node differ, the example count is negative, or a tensor or
+            metric holds a non-finite value.
         """
         expected = (task.job_id, task.round_number, task.stage, task.node_id)
         got = (self.job_id, self.round_number, self.stage, self.node_id)
@@ -106,6 +109,12 @@ class Result:
             raise StaleMessageError(
                 f"Result from {self.node_id!r} reports {self.num_examples} examples; must be >= 0."
             )
+        for name, array in self.parameters.items():
+            if not np.isfinite(array).all():
+                raise StaleMessageError(
+                    f"Result from {self.node_id!r} carries non-finite values in tensor {name!r}; "
+                    "the update is refused."
+                )
         for name, value in self.metrics.items():
             if not math.isfinite(value):
                 raise StaleMessageError(

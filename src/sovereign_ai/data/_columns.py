@@ -42,8 +42,12 @@ _MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "null"})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+_MAX_LISTED = 30  # a file with hundreds of columns should not bury the message
+
+
 def _quote_list(names: Sequence[str]) -> str:
-    return ", ".join(repr(n) for n in names) or "none"
+    listed = ", ".join(repr(n) for n in names[:_MAX_LISTED]) or "none"
+    return listed + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,7 @@ def existing_file(path: str | os.PathLike[str], *, owner: str) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path` if it names an existing regular file."""
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(
-            f"The 'path' parameter of {owner} must be a str or os.PathLike; "
-            f"got {path!r} instead."
+            f"The 'path' parameter of {owner} must be a str or os.PathLike; got {path!r} instead."
         )
     file = Path(path)
     if not file.exists():
@@ -125,11 +128,13 @@ def existing_file(path: str | os.PathLike[str], *, owner: str) -> Path:
 
 def _cell_problem(cell: str) -> str:
     lowered = cell.lower()
+    if cell == "":
+        return "an empty cell"
     if lowered in _MISSING_MARKERS:
-        return "a missing value (empty or NaN cell)" if cell == "" else "a missing value"
+        return "a missing value"
     if lowered.lstrip("+-") in {"inf", "infinity"}:
-        return "a value that is not finite"
-    return "a value that is not a number"
+        return "not finite"
+    return "not a number"
 
 
 def parse_number_cells(
@@ -140,7 +145,7 @@ def parse_number_cells(
         if _NUMBER.fullmatch(cell) is None:
             raise DataError(
                 f"{path}: column {column!r}, {row_name(index)}: expected a number; got "
-                f"{cell!r} instead, {_cell_problem(cell)}."
+                f"{cell!r} instead ({_cell_problem(cell)})."
             )
     return np.array([float(c) for c in cells], dtype=np.float64)
 
@@ -157,10 +162,10 @@ def check_finite_features(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value = float(values[row])
-        problem = "a missing value (NaN)" if math.isnan(value) else "not finite in float32"
+        problem = "a missing value" if math.isnan(value) else "not finite in float32"
         raise DataError(
             f"{path}: column {column!r}, {row_name(row)}: expected a finite number; got "
-            f"{value!r} instead, {problem}."
+            f"{value!r} instead ({problem})."
         )
 
 
@@ -204,7 +209,7 @@ def encode_labels(
             if cell.lower() in _MISSING_LABELS:
                 raise DataError(
                     f"{path}: label column {column!r}, {row_name(index)}: expected a class label; "
-                    f"got {cell!r} instead, a missing value."
+                    f"got {cell!r} instead (a missing value)."
                 )
         if all(_NUMBER.fullmatch(cell) for cell in values):
             numbers = np.array([float(c) for c in values], dtype=np.float64)

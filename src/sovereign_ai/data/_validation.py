@@ -58,14 +58,12 @@ def check_positive_float(value: object, *, name: str, owner: str) -> float:
     """Return ``value`` as a finite ``float`` strictly greater than zero."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
         raise ConfigError(
-            f"The {name!r} parameter of {owner} must be a finite number > 0; "
-            f"got {value!r} instead."
+            f"The {name!r} parameter of {owner} must be a finite number > 0; got {value!r} instead."
         )
     number = float(value)
     if not math.isfinite(number) or number <= 0.0:
         raise ConfigError(
-            f"The {name!r} parameter of {owner} must be a finite number > 0; "
-            f"got {value!r} instead."
+            f"The {name!r} parameter of {owner} must be a finite number > 0; got {value!r} instead."
         )
     return number
 

@@ -6,25 +6,26 @@ touches the network and works air-gapped. They are meant for demos, tests and si
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 
 from sovereign_ai.data.dataset import Dataset
 from sovereign_ai.errors import UnknownNameError
 
 __all__ = ["builtin_names", "load_builtin"]
 
-# name -> scikit-learn loader; each reads a file inside the installed sklearn package.
-_LOADERS: Mapping[str, Callable[[], Any]] = MappingProxyType(
+# name -> loader in sklearn.datasets; each reads a file inside the installed sklearn package.
+# Named, not imported: importing scikit-learn takes about a second, which every
+# `import sovereign_ai.data` (and so every CLI start) would otherwise pay.
+_LOADERS: Mapping[str, str] = MappingProxyType(
     {
-        "breast_cancer": load_breast_cancer,  # 569 x 30, 2 classes (Wisconsin diagnostic)
-        "digits": load_digits,  # 1797 x 64, 10 classes (8x8 handwritten digits)
-        "iris": load_iris,  # 150 x 4, 3 classes (Fisher 1936)
-        "wine": load_wine,  # 178 x 13, 3 classes (UCI wine recognition)
+        "breast_cancer": "load_breast_cancer",  # 569 x 30, 2 classes (Wisconsin diagnostic)
+        "digits": "load_digits",  # 1797 x 64, 10 classes (8x8 handwritten digits)
+        "iris": "load_iris",  # 150 x 4, 3 classes (Fisher 1936)
+        "wine": "load_wine",  # 178 x 13, 3 classes (UCI wine recognition)
     }
 )
 
@@ -64,10 +65,10 @@ def load_builtin(name: str) -> Dataset:
     >>> load_builtin("iris").num_examples
     150
     """
-    loader = _LOADERS.get(name) if isinstance(name, str) else None
-    if loader is None:
+    loader_name = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader_name is None:
         raise UnknownNameError("dataset", str(name), builtin_names())
-    bunch = loader()
+    bunch = getattr(importlib.import_module("sklearn.datasets"), loader_name)()
     return Dataset(
         name=name,
         features=np.asarray(bunch.data, dtype=np.float32),  # (n, d)

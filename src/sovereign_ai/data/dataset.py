@@ -13,7 +13,6 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import train_test_split as _sklearn_split
 
 from sovereign_ai.core import FloatArray
 from sovereign_ai.data._validation import Int64Array, check_seed
@@ -40,7 +39,8 @@ def _check_names(names: Sequence[str], *, field: str, expected: int) -> tuple[st
         )
     if not all(isinstance(n, str) and n for n in names):
         raise DataError(
-            f"The {field!r} parameter of Dataset must hold non-empty strings; got {names!r} instead."
+            f"The {field!r} parameter of Dataset must hold non-empty strings; "
+            f"got {names!r} instead."
         )
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -103,18 +103,21 @@ class Dataset:
                 f"The 'features' parameter of Dataset {self.name!r} must be a 2-D array with at "
                 f"least one row; got shape {features.shape} instead."
             )
-        if not (np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)):
+        if not (
+            np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)
+        ):
             raise DataError(
                 f"The 'features' parameter of Dataset {self.name!r} must hold real numbers; "
                 f"got dtype {features.dtype} instead."
             )
-        features = features.astype(np.float32)  # (n, d)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused just below
+            features = features.astype(np.float32)  # (n, d)
         finite = np.isfinite(features)
         if not finite.all():
             row, column = (int(i) for i in np.argwhere(~finite)[0])
             raise DataError(
                 f"The 'features' parameter of Dataset {self.name!r} must be finite (in float32); "
-                f"got {features[row, column]!r} at row {row}, column {column} instead."
+                f"got {float(features[row, column])!r} at index [{row}, {column}] instead."
             )
         num_examples, num_features = features.shape
 
@@ -129,7 +132,9 @@ class Dataset:
                 f"The 'labels' parameter of Dataset {self.name!r} must hold integer class indices; "
                 f"got dtype {labels.dtype} instead."
             )
-        feature_names = _check_names(self.feature_names, field="feature_names", expected=num_features)
+        feature_names = _check_names(
+            self.feature_names, field="feature_names", expected=num_features
+        )
         class_names = tuple(self.class_names)
         if not class_names:
             raise DataError(
@@ -142,7 +147,7 @@ class Dataset:
             row = int(np.flatnonzero(out_of_range)[0])
             raise DataError(
                 f"The 'labels' parameter of Dataset {self.name!r} must lie in "
-                f"[0, {len(class_names)}); got {labels[row]!r} at row {row} instead."
+                f"[0, {len(class_names)}); got {int(labels[row])!r} at index {row} instead."
             )
 
         groups: npt.NDArray[np.str_] | None = None
@@ -257,7 +262,7 @@ def train_test_split(
         Share of rows for the test part, in ``(0, 1)``; the test part gets
         ``ceil(test_fraction * num_examples)`` rows, as in scikit-learn.
     seed
-        Non-negative integer; the same seed gives the same split.
+        Integer in ``[0, 2**32)``; the same seed gives the same split.
     stratify
         Keep each class's share equal in both parts. Needs at least two rows of every class
         present and at least as many test (and training) rows as classes present.
@@ -278,7 +283,7 @@ def train_test_split(
     seed = check_seed(seed, owner=owner)
     if (
         isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, int | float)
+        or not isinstance(test_fraction, int | float | np.integer | np.floating)
         or not 0.0 < float(test_fraction) < 1.0
     ):
         raise ConfigError(
@@ -306,8 +311,11 @@ def train_test_split(
                 f"and {num_train} training rows cannot each hold all {len(present)} classes; "
                 "change 'test_fraction' or pass stratify=False."
             )
+    # Imported here: scikit-learn takes about a second to import, a cost only splitting needs.
+    from sklearn.model_selection import train_test_split as sklearn_split
+
     try:
-        train_rows, test_rows = _sklearn_split(
+        train_rows, test_rows = sklearn_split(
             np.arange(dataset.num_examples),
             test_size=num_test,
             random_state=seed,

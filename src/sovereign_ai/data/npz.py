@@ -29,13 +29,20 @@ __all__ = ["load_npz"]
 _NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
+def _reason(exc: Exception) -> str:
+    # numpy's own message suggests allow_pickle=True; never pass that advice on.
+    if "pickle" in str(exc).lower():
+        return "it holds pickled Python objects, which are never loaded; save plain arrays"
+    return str(exc)
+
+
 def _read_npz_arrays(
     path: str | os.PathLike[str], file: Path, keys: Sequence[str]
 ) -> list[npt.NDArray[np.generic]]:
     try:
         loaded = np.load(file, allow_pickle=False)
     except _NPZ_READ_ERRORS as exc:
-        raise DataError(f"{path}: is not a readable .npz archive ({exc}).") from exc
+        raise DataError(f"{path}: is not a readable .npz archive ({_reason(exc)}).") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: holds a single .npy array; expected an .npz archive.")
     with loaded as archive:
@@ -50,7 +57,7 @@ def _read_npz_arrays(
             try:
                 arrays.append(np.asarray(archive[key]))
             except _NPZ_READ_ERRORS as exc:
-                raise DataError(f"{path}: array {key!r} cannot be read ({exc}).") from exc
+                raise DataError(f"{path}: array {key!r} cannot be read ({_reason(exc)}).") from exc
     return arrays
 
 
@@ -141,7 +148,7 @@ def load_npz(
         groups = check_group_cells(path, groups_key, group_cells, row_name=row_name)
     return Dataset(
         name=file.stem,
-        features=values,
+        features=values.astype(np.float32),  # checked above to fit float32
         labels=labels,
         feature_names=tuple(f"feature_{j}" for j in range(values.shape[1])),
         class_names=class_names,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS rounds (
     parameters_sha256 TEXT NOT NULL,
     strategy_state BLOB NOT NULL,
     metrics_json TEXT NOT NULL,
-    completed_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
+    completed_at REAL NOT NULL
 );
 """
 
@@ -124,13 +125,14 @@ class CheckpointStore:
         state_bytes = Parameters(dict(strategy_state)).to_bytes()
         self._db.execute(
             "INSERT OR REPLACE INTO rounds (round_number, parameters_file, parameters_sha256, "
-            "strategy_state, metrics_json) VALUES (?, ?, ?, ?, ?)",
+            "strategy_state, metrics_json, completed_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 round_number,
                 name,
                 hashlib.sha256(payload).hexdigest(),
                 state_bytes,
                 json.dumps(dict(metrics), sort_keys=True),
+                time.time(),
             ),
         )
 

@@ -146,7 +146,8 @@ class Coordinator:
             raise ConfigError(f"The 'rounds' parameter of Coordinator must be > 0; got {rounds}.")
         if round_timeout_s <= 0:
             raise ConfigError(
-                f"The 'round_timeout_s' parameter of Coordinator must be > 0; got {round_timeout_s}."
+                "The 'round_timeout_s' parameter of Coordinator must be > 0; "
+                f"got {round_timeout_s}."
             )
         if max_round_attempts <= 0:
             raise ConfigError(
@@ -263,7 +264,9 @@ class Coordinator:
         tensors["input_std"] = std.astype(np.float32)
         return Parameters(tensors)
 
-    def _run_round(self, round_number: int, parameters: Parameters) -> tuple[RoundReport, Parameters]:
+    def _run_round(
+        self, round_number: int, parameters: Parameters
+    ) -> tuple[RoundReport, Parameters]:
         for attempt in range(1, self.max_round_attempts + 1):
             rng = np.random.default_rng([self.seed, round_number, attempt])
             nodes = self.transport.available_nodes()

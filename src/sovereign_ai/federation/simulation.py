@@ -22,6 +22,7 @@ from sovereign_ai.data import (
     load_builtin,
     load_file,
     partition,
+    partition_natural,
     summarize_partition,
     train_test_split,
 )
@@ -102,15 +103,24 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
     section = spec.data
     data = dataset if dataset is not None else load_dataset(section)
     pool, held_out = train_test_split(data, test_fraction=section.test_fraction, seed=spec.job.seed)
-    parts = partition(
-        pool,
-        scheme=section.partition,
-        num_nodes=section.nodes,
-        seed=spec.job.seed,
-        alpha=section.alpha,
-        shards_per_node=section.shards_per_node,
-    )
-    names = section.node_names or [f"node-{i:03d}" for i in range(len(parts))]
+    if section.partition == "natural":
+        if pool.groups is None:
+            raise ConfigError(
+                "The 'data.partition' key is 'natural' but the dataset has no group column; "
+                "set 'data.group' to the column that names each row's site."
+            )
+        shares = partition_natural(pool.groups)
+        parts, names = list(shares.values()), section.node_names or list(shares)
+    else:
+        parts = partition(
+            pool,
+            scheme=section.partition,
+            num_nodes=section.nodes,
+            seed=spec.job.seed,
+            alpha=section.alpha,
+            shards_per_node=section.shards_per_node,
+        )
+        names = section.node_names or [f"node-{i:03d}" for i in range(len(parts))]
     if len(names) != len(parts):
         raise ConfigError(
             f"The 'data.node_names' key lists {len(names)} names for {len(parts)} nodes."

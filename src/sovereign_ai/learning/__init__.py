@@ -9,12 +9,19 @@ Importing this package imports torch.
 from sovereign_ai.learning.convert import get_parameters, set_parameters
 from sovereign_ai.learning.evaluation import ClassMetrics, EvaluationReport, evaluate
 from sovereign_ai.learning.trainer import TrainConfig, TrainReport, train
-from sovereign_ai.learning.zoo import ModelFactory, create_model, model_names, register_model
+from sovereign_ai.learning.zoo import (
+    ModelFactory,
+    StandardizedModel,
+    create_model,
+    model_names,
+    register_model,
+)
 
 __all__ = [
     "ClassMetrics",
     "EvaluationReport",
     "ModelFactory",
+    "StandardizedModel",
     "TrainConfig",
     "TrainReport",
     "create_model",

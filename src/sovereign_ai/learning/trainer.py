@@ -223,10 +223,11 @@ def train(
             loss_sum += float(data_loss.detach()) * int(batch.shape[0])
             steps += 1
     mean_loss = loss_sum / num_examples
-    if not math.isfinite(mean_loss):
+    if not math.isfinite(mean_loss) or not all(bool(p.isfinite().all()) for p in params):
+        # Fail closed: a non-finite model must never become an update that leaves the node.
         raise ConfigError(
-            f"Training diverged: the loss of the last epoch is {mean_loss}; lower the "
-            f"'learning_rate' (got {config.learning_rate!r})."
+            f"Training diverged: the loss of the last epoch is {mean_loss} and the weights must "
+            f"all be finite; lower the 'learning_rate' (got {config.learning_rate!r})."
         )
     logits = logits_in_batches(model, x, batch_size=_EVAL_BATCH_SIZE)  # (n, num_classes)
     accuracy = float((logits.argmax(dim=1) == y).sum()) / num_examples

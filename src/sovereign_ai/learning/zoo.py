@@ -25,7 +25,7 @@ from torch import nn
 
 from sovereign_ai.errors import ConfigError, UnknownNameError
 
-__all__ = ["ModelFactory", "create_model", "model_names", "register_model"]
+__all__ = ["ModelFactory", "StandardizedModel", "create_model", "model_names", "register_model"]
 
 _RESERVED = frozenset({"num_features", "num_classes", "generator"})
 
@@ -164,6 +164,29 @@ def _cnn(
     )
 
 
+class StandardizedModel(nn.Module):
+    """Any model behind a fixed input standardisation, ``(x - input_mean) / input_std``.
+
+    The two tensors are buffers, not trainable parameters: they travel with the weights (so the
+    federation can set them from federated feature statistics, and an exported model scales its
+    own inputs) but local training never changes them. They start as 0 and 1 (no scaling).
+    """
+
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
+    def __init__(self, body: nn.Module, *, num_features: int) -> None:
+        super().__init__()
+        self.register_buffer("input_mean", torch.zeros(num_features, dtype=torch.float32))
+        self.register_buffer("input_std", torch.ones(num_features, dtype=torch.float32))
+        self.body = body
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        scaled = (features - self.input_mean) / self.input_std  # (n, num_features)
+        logits: torch.Tensor = self.body(scaled)  # (n, num_classes)
+        return logits
+
+
 _REGISTRY: dict[str, ModelFactory] = {"logreg": _logreg, "mlp": _mlp, "cnn": _cnn}
 _REGISTRY_LOCK = threading.Lock()
 
@@ -213,7 +236,7 @@ def model_names() -> tuple[str, ...]:
 
 def create_model(
     name: str, *, num_features: int, num_classes: int, seed: int, **options: Any
-) -> nn.Module:
+) -> StandardizedModel:
     """Build the model registered as ``name``, initialised deterministically from ``seed``.
 
     Parameters
@@ -231,8 +254,10 @@ def create_model(
 
     Returns
     -------
-    torch.nn.Module
-        Maps float32 features ``(n, num_features)`` to logits ``(n, num_classes)``.
+    StandardizedModel
+        Maps float32 features ``(n, num_features)`` to logits ``(n, num_classes)``; the factory's
+        model sits behind an input standardisation whose ``input_mean`` and ``input_std`` travel
+        with the weights.
 
     Raises
     ------
@@ -262,9 +287,10 @@ def create_model(
         )
     _check_options(name, factory, options)
     generator = torch.Generator().manual_seed(seed)
-    return factory(
+    body = factory(
         num_features=num_features, num_classes=num_classes, generator=generator, **options
     )
+    return StandardizedModel(body, num_features=num_features)
 
 
 def _check_options(name: str, factory: ModelFactory, options: dict[str, Any]) -> None:

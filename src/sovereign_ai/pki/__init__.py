@@ -26,7 +26,8 @@ from sovereign_ai.pki.identity import (
     verify_coordinator_certificate,
     verify_node_certificate,
 )
-from sovereign_ai.pki.kits import IssuedKit, ProvisionReport, add_node, provision, revoke_node
+from sovereign_ai.pki.kits import IssuedKit, ProvisionReport, add_node, provision
+from sovereign_ai.pki.revocation import revoke_node
 from sovereign_ai.pki.roster import KitManifest, NodeStatus, Roster, RosterEntry
 
 __all__ = [

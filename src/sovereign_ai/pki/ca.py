@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sovereign_ai.errors import ProvisioningError
+from sovereign_ai.errors import ConfigError, ProvisioningError
 from sovereign_ai.pki.certificates import (
     ROLE_KEY_USAGE,
     Role,
@@ -29,12 +29,22 @@ from sovereign_ai.pki.certificates import (
 __all__ = ["CertificateAuthority", "IssuedCertificate", "RevokedSerial"]
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
-"""Certificates start this long before issuance, so a peer whose clock is a little behind accepts them."""
+"""Certificates start this long before issuance, so a peer whose clock lags a bit accepts them."""
 
 
-def utc_now() -> dt.datetime:
-    """Return the current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.UTC)
+def resolve_now(now: dt.datetime | None) -> dt.datetime:
+    """Return ``now``, or the current time in UTC if it is ``None``.
+
+    Raises
+    ------
+    ConfigError
+        If ``now`` is a naive datetime: certificate times are UTC and cannot be compared with it.
+    """
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ConfigError(f"'now' must be timezone-aware (e.g. in UTC); got {now!r} instead.")
+    return now
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ class CertificateAuthority:
         cls, federation: str, *, validity_days: int, now: dt.datetime | None = None
     ) -> CertificateAuthority:
         """Create a new self-signed CA for ``federation``, valid for ``validity_days``."""
-        start = now or utc_now()
+        start = resolve_now(now)
         key = generate_private_key()
         name = x509.Name(
             [
@@ -141,7 +151,7 @@ class CertificateAuthority:
         ProvisioningError
             If the CA has expired at ``now``, or a coordinator certificate has no hosts.
         """
-        start = now or utc_now()
+        start = resolve_now(now)
         if start >= self.not_after:
             raise ProvisioningError(
                 f"The federation CA expired on {self.not_after:%Y-%m-%d}; it cannot issue "
@@ -196,7 +206,7 @@ class CertificateAuthority:
         The list is valid until the CA itself expires, so an unattended coordinator never finds it
         stale; a newer list (higher ``crl_number``) replaces it whenever a node is revoked.
         """
-        issued_at = now or utc_now()
+        issued_at = resolve_now(now)
         ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         builder = (
             x509.CertificateRevocationListBuilder()

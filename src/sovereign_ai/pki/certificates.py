@@ -1,7 +1,7 @@
 """What a federation certificate says about its holder, and how to read one.
 
-Every leaf certificate names its holder's *role* three ways, and :func:`certificate_identity` requires
-all three to agree, so a node certificate can never pass as the coordinator's or the other way round:
+Every leaf certificate names its holder's *role* three ways, and :func:`certificate_identity`
+requires all three to agree, so a node certificate never passes as the coordinator's or vice versa:
 
 - subject ``OU`` is ``"coordinator"`` or ``"node"`` and ``CN`` is the holder's name;
 - a URI subject alternative name ``sovereign://<role>/<name>``;
@@ -24,19 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = [
-    "CertificateIdentity",
-    "Role",
-    "certificate_identity",
-    "certificate_to_pem",
-    "generate_private_key",
-    "key_matches_certificate",
-    "private_key_to_pem",
-    "random_serial_number",
-    "read_certificate",
-    "read_private_key",
-    "role_uri",
-]
+__all__ = ["CertificateIdentity", "Role", "certificate_identity"]
 
 URI_SCHEME = "sovereign"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sovereign_ai.errors import ConfigError
-from sovereign_ai.pki.ca import utc_now
+from sovereign_ai.pki.ca import resolve_now
 from sovereign_ai.pki.identity import CoordinatorKit, NodeKit
 from sovereign_ai.pki.roster import NodeStatus
 
@@ -44,7 +44,7 @@ def expiry_warnings(
     """
     if within_days < 0:
         raise ConfigError(f"'within_days' must be >= 0; got {within_days!r} instead.")
-    at = now or utc_now()
+    at = resolve_now(now)
     horizon = at + dt.timedelta(days=within_days)
     deadlines: list[tuple[dt.datetime, str, str]] = [
         (

@@ -43,9 +43,7 @@ __all__ = [
     "FederationSection",
     "FederationSpec",
     "NodeEntry",
-    "check_name",
     "parse_federation_spec",
-    "split_address",
 ]
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

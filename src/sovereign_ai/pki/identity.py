@@ -23,15 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sovereign_ai.errors import AuthenticationError, ProvisioningError
-from sovereign_ai.pki.ca import utc_now
-from sovereign_ai.pki.certificates import (
-    Role,
-    certificate_identity,
-    key_matches_certificate,
-    read_certificate,
-    read_private_key,
-)
-from sovereign_ai.pki.kit_files import (
+from sovereign_ai.pki._kit_files import (
     CA_CERTIFICATE,
     CERTIFICATE_FILES,
     CRL_FILE,
@@ -40,6 +32,14 @@ from sovereign_ai.pki.kit_files import (
     NODE_CONFIG_FILE,
     ROSTER_FILE,
     read_kit_file,
+)
+from sovereign_ai.pki.ca import resolve_now
+from sovereign_ai.pki.certificates import (
+    Role,
+    certificate_identity,
+    key_matches_certificate,
+    read_certificate,
+    read_private_key,
 )
 from sovereign_ai.pki.roster import KitManifest, NodeStatus, Roster, read_json_model
 
@@ -117,7 +117,7 @@ class CoordinatorKit(_Kit):
     def verify_node(
         self, certificate: bytes | x509.Certificate, *, now: dt.datetime | None = None
     ) -> str:
-        """Check a connecting node's certificate against this kit; see :func:`verify_node_certificate`."""
+        """Check a connecting node's certificate; see :func:`verify_node_certificate`."""
         return verify_node_certificate(
             certificate, ca=self.ca, roster=self.roster, crl=self.crl, now=now
         )
@@ -197,7 +197,8 @@ def _load(folder: Path, *, role: Role) -> _Kit:
     manifest = _read_manifest(folder)
     if manifest.role is not role:
         raise ProvisioningError(
-            f"{folder} is the {manifest.role.value} kit of {manifest.name!r}, not a {role.value} kit."
+            f"{folder} is the {manifest.role.value} kit of {manifest.name!r}, "
+            f"not a {role.value} kit."
         )
     ca_path, certificate_path = folder / CA_CERTIFICATE, folder / CERTIFICATE_FILES[role]
     key_path = folder / KEY_FILES[role]
@@ -220,8 +221,8 @@ def _load(folder: Path, *, role: Role) -> _Kit:
         raise ProvisioningError(f"{certificate_path} does not fit this kit: {exc}") from exc
     if (identity.role, identity.name) != (role, manifest.name):
         raise ProvisioningError(
-            f"{certificate_path} is for {identity.role.value} {identity.name!r} but {MANIFEST_FILE} "
-            f"names {role.value} {manifest.name!r}."
+            f"{certificate_path} is for {identity.role.value} {identity.name!r} but "
+            f"{MANIFEST_FILE} names {role.value} {manifest.name!r}."
         )
     return _Kit(
         folder=folder,
@@ -276,11 +277,10 @@ def verify_node_certificate(
         certificate, revoked (CRL or roster), not enrolled, or superseded; or if ``crl`` itself is
         not signed by ``ca`` or out of date (fail closed).
     """
-    at = now or utc_now()
-    peer = _check_chain(certificate, ca=ca, role=Role.NODE, at=at)
+    at = resolve_now(now)
+    peer, name = _check_chain(certificate, ca=ca, role=Role.NODE, at=at)
     _check_not_revoked(peer, ca=ca, crl=crl, at=at)
-    name = peer.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-    entry = roster.node(str(name))
+    entry = roster.node(name)
     if entry is None:
         raise AuthenticationError(f"Node {name!r} is not on the roster of {roster.federation!r}.")
     if entry.status is NodeStatus.REVOKED:
@@ -292,7 +292,7 @@ def verify_node_certificate(
             f"Node {name!r} presented certificate {peer.serial_number:x}, but the roster enrols "
             f"{entry.serial_number:x}; the presented certificate was superseded."
         )
-    return str(name)
+    return name
 
 
 def verify_coordinator_certificate(
@@ -324,11 +324,11 @@ def verify_coordinator_certificate(
         If the certificate is unreadable, not signed by ``ca``, outside its validity, not a
         coordinator certificate, or on ``crl``.
     """
-    at = now or utc_now()
-    peer = _check_chain(certificate, ca=ca, role=Role.COORDINATOR, at=at)
+    at = resolve_now(now)
+    peer, name = _check_chain(certificate, ca=ca, role=Role.COORDINATOR, at=at)
     if crl is not None:
         _check_not_revoked(peer, ca=ca, crl=crl, at=at)
-    return str(peer.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    return name
 
 
 def _check_signed_by(certificate: x509.Certificate, ca: x509.Certificate) -> None:
@@ -355,7 +355,8 @@ def _check_window(certificate: x509.Certificate, *, label: str, at: dt.datetime)
 
 def _check_chain(
     certificate: bytes | x509.Certificate, *, ca: x509.Certificate, role: Role, at: dt.datetime
-) -> x509.Certificate:
+) -> tuple[x509.Certificate, str]:
+    """Return the parsed certificate and its holder's name once chain, role and dates check out."""
     try:
         peer = read_certificate(certificate)
     except ValueError as exc:
@@ -372,7 +373,7 @@ def _check_chain(
             f"{identity.role.value} certificate of {identity.name!r}."
         )
     _check_window(peer, label=f"{role.value} certificate of {identity.name!r}", at=at)
-    return peer
+    return peer, identity.name
 
 
 def _check_not_revoked(

@@ -1,4 +1,4 @@
-"""Provisioning: create a federation's CA and startup kits, enrol nodes later, revoke them.
+"""Provisioning: create a federation's CA and startup kits, and enrol nodes later.
 
 A provisioning folder (``--out``) holds the CA (which stays with the administrator) and one startup
 kit per party, ready to be copied to the machine that runs it::
@@ -8,8 +8,8 @@ kit per party, ready to be copied to the machine that runs it::
     out/nodes/<name>/      ca.pem  node.pem  node.key  kit.json  node.toml
 
 :func:`provision` builds the whole folder next to its destination and renames it into place, so an
-interrupted run leaves nothing behind. :func:`add_node` and :func:`revoke_node` change only the
-new node's kit, the roster and the CRL; no other certificate is re-issued.
+interrupted run leaves nothing behind. :func:`add_node` writes only the new node's kit and the
+roster; no other certificate is re-issued. Revocation lives in :mod:`sovereign_ai.pki.revocation`.
 """
 
 from __future__ import annotations
@@ -20,41 +20,35 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from sovereign_ai.errors import ConfigError, ProvisioningError
-from sovereign_ai.pki.ca import CertificateAuthority, IssuedCertificate, RevokedSerial, utc_now
-from sovereign_ai.pki.certificates import (
-    Role,
-    certificate_to_pem,
-    key_matches_certificate,
-    private_key_to_pem,
-    read_certificate,
-    read_private_key,
+from sovereign_ai.pki._ca_folder import (
+    crl_to_pem,
+    load_authority,
+    provisioning_folder,
+    refresh_coordinator_copies,
+    write_trust_lists,
 )
-from sovereign_ai.pki.federation_file import FederationSpec, check_name
-from sovereign_ai.pki.kit_files import (
+from sovereign_ai.pki._kit_files import (
     CA_CERTIFICATE,
     CA_FOLDER,
     CA_KEY,
     CERTIFICATE_FILES,
     COORDINATOR_FOLDER,
-    CRL_FILE,
     KEY_FILES,
     MANIFEST_FILE,
     NODE_CONFIG_FILE,
     NODES_FOLDER,
-    PRIVATE_FILE_MODE,
-    PUBLIC_FILE_MODE,
     ROSTER_FILE,
     make_private_folder,
-    read_kit_file,
-    write_file_atomically,
+    write_private_file,
+    write_public_file,
 )
-from sovereign_ai.pki.roster import KitManifest, NodeStatus, Roster, RosterEntry, read_json_model
+from sovereign_ai.pki.ca import CertificateAuthority, IssuedCertificate, resolve_now
+from sovereign_ai.pki.certificates import Role, certificate_to_pem, private_key_to_pem
+from sovereign_ai.pki.federation_file import FederationSpec, check_name
+from sovereign_ai.pki.roster import KitManifest, Roster, RosterEntry
 
-__all__ = ["IssuedKit", "ProvisionReport", "add_node", "provision", "revoke_node"]
+__all__ = ["IssuedKit", "ProvisionReport", "add_node", "provision"]
 
 _NODE_CONFIG_TEMPLATE = """\
 # Node configuration for {name!r} in federation {federation!r}.
@@ -146,13 +140,13 @@ def provision(
     ProvisioningError
         If ``out_dir`` is not empty, or anything cannot be written (then nothing is left behind).
     """
-    issued_at = now or utc_now()
+    issued_at = resolve_now(now)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ProvisioningError(
             f"{out_dir} already exists and is not empty; provisioning never overwrites a "
             "federation's keys. Choose a new --out folder, or enrol more nodes into this one "
-            "with `sovereign provision add-node NAME --out " + str(out_dir) + "`."
+            f"with `sovereign provision add-node NAME --out {out_dir}`."
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
@@ -210,9 +204,9 @@ def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime)
     crl = ca.sign_crl((), crl_number=1, now=issued_at)
 
     make_private_folder(root / CA_FOLDER)
-    _write_public(root / CA_FOLDER / CA_CERTIFICATE, certificate_to_pem(ca.certificate))
-    _write_private(root / CA_FOLDER / CA_KEY, private_key_to_pem(ca.private_key))
-    _write_trust_lists(root / CA_FOLDER, roster=roster.to_json(), crl=_crl_pem(crl))
+    write_public_file(root / CA_FOLDER / CA_CERTIFICATE, certificate_to_pem(ca.certificate))
+    write_private_file(root / CA_FOLDER / CA_KEY, private_key_to_pem(ca.private_key))
+    write_trust_lists(root / CA_FOLDER, roster=roster.to_json(), crl=crl_to_pem(crl))
     manifest = KitManifest(
         role=Role.COORDINATOR,
         federation=federation,
@@ -222,7 +216,8 @@ def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime)
         hosts=spec.coordinator.hosts,
     )
     kits = [_write_kit(root / COORDINATOR_FOLDER, ca=ca, issued=coordinator, manifest=manifest)]
-    _write_trust_lists(root / COORDINATOR_FOLDER, roster=roster.to_json(), crl=_crl_pem(crl))
+    write_trust_lists(root / COORDINATOR_FOLDER, roster=roster.to_json(), crl=crl_to_pem(crl))
+    make_private_folder(root / NODES_FOLDER)
     for name, issued in nodes.items():
         manifest = _node_manifest(roster, name=name, issued_at=issued_at)
         kits.append(_write_kit(root / NODES_FOLDER / name, ca=ca, issued=issued, manifest=manifest))
@@ -262,14 +257,14 @@ def add_node(
     ProvisioningError
         If the node is already enrolled, or the CA folder cannot be read or written.
     """
-    out_dir = _provisioning_folder(out_dir)
+    out_dir = provisioning_folder(out_dir)
     try:
         check_name(name)
     except ValueError as exc:
         raise ConfigError(f"The node name {exc}.") from None
     if validity_days is not None and validity_days < 1:
         raise ConfigError(f"'validity_days' must be >= 1; got {validity_days!r} instead.")
-    ca, roster = _load_authority(out_dir / CA_FOLDER)
+    ca, roster = load_authority(out_dir / CA_FOLDER)
     existing = roster.node(name)
     if existing is not None or name == roster.coordinator.name:
         status = existing.status.value if existing else "the coordinator"
@@ -283,7 +278,7 @@ def add_node(
             f"{kit_folder} exists but {name!r} is not on the roster (left over from an "
             "interrupted run?); remove that folder and try again."
         )
-    issued_at = now or utc_now()
+    issued_at = resolve_now(now)
     issued = ca.issue(
         Role.NODE, name, validity_days=validity_days or roster.validity_days, now=issued_at
     )
@@ -299,8 +294,8 @@ def add_node(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     new_roster = roster.with_node(_roster_entry(name, issued))
-    _write_public(out_dir / CA_FOLDER / ROSTER_FILE, new_roster.to_json())
-    _refresh_coordinator_copies(out_dir)
+    write_public_file(out_dir / CA_FOLDER / ROSTER_FILE, new_roster.to_json())
+    refresh_coordinator_copies(out_dir)
     return IssuedKit(
         role=kit.role,
         name=name,
@@ -308,112 +303,6 @@ def add_node(
         serial_number=kit.serial_number,
         not_after=kit.not_after,
     )
-
-
-def revoke_node(
-    out_dir: Path, name: str, *, reason: str, now: dt.datetime | None = None
-) -> RosterEntry:
-    """Revoke a node: add its certificate to the CRL and mark it revoked on the roster.
-
-    The coordinator refuses the node at its next connection once it has the new ``crl.pem`` and
-    ``roster.json`` (both are refreshed in the coordinator kit under ``out_dir``). Revoking a node
-    that is already revoked only refreshes those copies.
-
-    Parameters
-    ----------
-    out_dir
-        The provisioning folder (or its ``ca/`` subfolder).
-    name
-        The node to revoke.
-    reason
-        Why, in words; kept on the roster for the record.
-    now
-        Revocation time; defaults to the current time.
-
-    Returns
-    -------
-    RosterEntry
-        The node's roster entry, now revoked.
-
-    Raises
-    ------
-    ProvisioningError
-        If the node is not enrolled, or the CA folder cannot be read or written.
-    """
-    out_dir = _provisioning_folder(out_dir)
-    ca_folder = out_dir / CA_FOLDER
-    ca, roster = _load_authority(ca_folder)
-    entry = roster.node(name)
-    if entry is None:
-        enrolled = ", ".join(node.name for node in roster.nodes) or "none"
-        raise ProvisioningError(
-            f"{name!r} is not a node of federation {roster.federation!r}; enrolled: {enrolled}."
-        )
-    if entry.status is NodeStatus.REVOKED:
-        _refresh_coordinator_copies(out_dir)
-        return entry
-    revoked_at = now or utc_now()
-    entry = entry.model_copy(
-        update={
-            "status": NodeStatus.REVOKED,
-            "revoked_at": revoked_at,
-            "revocation_reason": reason,
-        }
-    )
-    roster = roster.with_node(entry)
-    previous = _read_crl(ca_folder / CRL_FILE)
-    number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    crl = ca.sign_crl(
-        (
-            RevokedSerial(node.serial_number, node.revoked_at or revoked_at)
-            for node in roster.revoked()
-        ),
-        crl_number=number + 1,
-        now=revoked_at,
-    )
-    # The CRL first: should the run stop between the two writes, the node is already locked out.
-    _write_public(ca_folder / CRL_FILE, _crl_pem(crl))
-    _write_public(ca_folder / ROSTER_FILE, roster.to_json())
-    _refresh_coordinator_copies(out_dir)
-    return entry
-
-
-def _provisioning_folder(path: Path) -> Path:
-    path = Path(path)
-    if path.name == CA_FOLDER and (path / CA_KEY).exists():
-        return path.parent
-    if not (path / CA_FOLDER / CA_KEY).exists():
-        raise ProvisioningError(
-            f"{path} is not a provisioning folder (no {CA_FOLDER}/{CA_KEY} in it); pass the "
-            "--out folder that `sovereign provision` created."
-        )
-    return path
-
-
-def _load_authority(ca_folder: Path) -> tuple[CertificateAuthority, Roster]:
-    certificate_path, key_path = ca_folder / CA_CERTIFICATE, ca_folder / CA_KEY
-    certificate_pem = read_kit_file(certificate_path)
-    key_pem = read_kit_file(key_path, is_private=True)
-    try:
-        certificate = read_certificate(certificate_pem)
-    except ValueError as exc:
-        raise ProvisioningError(f"{certificate_path} is not a PEM certificate: {exc}") from exc
-    try:
-        key = read_private_key(key_pem)
-    except ValueError as exc:
-        raise ProvisioningError(f"{key_path} is not a usable private key: {exc}") from exc
-    if not key_matches_certificate(key, certificate):
-        raise ProvisioningError(f"{key_path} does not belong to {certificate_path}.")
-    roster_path = ca_folder / ROSTER_FILE
-    roster = read_json_model(Roster, read_kit_file(roster_path), source=str(roster_path))
-    return CertificateAuthority(certificate=certificate, private_key=key), roster
-
-
-def _read_crl(path: Path) -> x509.CertificateRevocationList:
-    try:
-        return x509.load_pem_x509_crl(read_kit_file(path))
-    except ValueError as exc:
-        raise ProvisioningError(f"{path} is not a PEM certificate revocation list: {exc}") from exc
 
 
 def _roster_entry(name: str, issued: IssuedCertificate) -> RosterEntry:
@@ -438,13 +327,15 @@ def _write_kit(
     folder: Path, *, ca: CertificateAuthority, issued: IssuedCertificate, manifest: KitManifest
 ) -> IssuedKit:
     make_private_folder(folder)
-    _write_public(folder / CA_CERTIFICATE, certificate_to_pem(ca.certificate))
-    _write_public(folder / CERTIFICATE_FILES[manifest.role], certificate_to_pem(issued.certificate))
-    _write_private(folder / KEY_FILES[manifest.role], private_key_to_pem(issued.private_key))
-    _write_public(folder / MANIFEST_FILE, manifest.to_json())
+    write_public_file(folder / CA_CERTIFICATE, certificate_to_pem(ca.certificate))
+    write_public_file(
+        folder / CERTIFICATE_FILES[manifest.role], certificate_to_pem(issued.certificate)
+    )
+    write_private_file(folder / KEY_FILES[manifest.role], private_key_to_pem(issued.private_key))
+    write_public_file(folder / MANIFEST_FILE, manifest.to_json())
     if manifest.role is Role.NODE:
         config = _NODE_CONFIG_TEMPLATE.format(name=manifest.name, federation=manifest.federation)
-        _write_public(folder / NODE_CONFIG_FILE, config.encode())
+        write_public_file(folder / NODE_CONFIG_FILE, config.encode())
     return IssuedKit(
         role=manifest.role,
         name=manifest.name,
@@ -452,31 +343,3 @@ def _write_kit(
         serial_number=issued.certificate.serial_number,
         not_after=issued.certificate.not_valid_after_utc,
     )
-
-
-def _write_trust_lists(folder: Path, *, roster: bytes, crl: bytes) -> None:
-    _write_public(folder / ROSTER_FILE, roster)
-    _write_public(folder / CRL_FILE, crl)
-
-
-def _refresh_coordinator_copies(out_dir: Path) -> None:
-    coordinator = out_dir / COORDINATOR_FOLDER
-    if coordinator.is_dir():
-        ca_folder = out_dir / CA_FOLDER
-        _write_trust_lists(
-            coordinator,
-            roster=read_kit_file(ca_folder / ROSTER_FILE),
-            crl=read_kit_file(ca_folder / CRL_FILE),
-        )
-
-
-def _crl_pem(crl: x509.CertificateRevocationList) -> bytes:
-    return crl.public_bytes(Encoding.PEM)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    write_file_atomically(path, data, mode=PUBLIC_FILE_MODE)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    write_file_atomically(path, data, mode=PRIVATE_FILE_MODE)

@@ -26,9 +26,8 @@ from sovereign_ai.errors import ProvisioningError
 from sovereign_ai.pki.certificates import Role
 from sovereign_ai.pki.federation_file import check_name
 
-__all__ = ["KitManifest", "NodeStatus", "Roster", "RosterEntry", "read_json_model"]
+__all__ = ["KitManifest", "NodeStatus", "Roster", "RosterEntry"]
 
-FORMAT_VERSION = 1
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -89,7 +88,7 @@ class Roster(_Record):
         Every node ever enrolled, in enrolment order; revoked ones stay listed as revoked.
     """
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     federation: Name
     coordinator_address: str
     validity_days: int = Field(ge=1)
@@ -120,7 +119,7 @@ class Roster(_Record):
 class KitManifest(_Record):
     """The ``kit.json`` of a startup kit: whose kit it is and where the coordinator is."""
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     role: Role
     federation: Name
     name: Name

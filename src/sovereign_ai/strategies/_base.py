@@ -2,7 +2,8 @@
 
 A concrete strategy subclasses :class:`BaseStrategy` and writes only ``aggregate_train`` (plus its
 state, if it keeps any). Updates are aggregated as one ``(n, d)`` float64 matrix built by
-:meth:`BaseStrategy._stack_updates`, which also refuses updates that do not fit the global model.
+:meth:`BaseStrategy._stack_updates` (or streamed into a weighted mean by
+:meth:`BaseStrategy._weighted_mean_update`), refusing updates that do not fit the global model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -25,59 +26,19 @@ from sovereign_ai.errors import (
     InsufficientNodesError,
     SerializationError,
 )
-from sovereign_ai.strategies._validation import check_float, check_int
+from sovereign_ai.strategies._metrics import weighted_metrics
+from sovereign_ai.strategies._validation import CohortOptions
 
 __all__ = [
     "BaseStrategy",
-    "CohortOptions",
     "Matrix",
     "UpdateStack",
     "Vector",
     "describe",
-    "weighted_metrics",
 ]
 
 Matrix = npt.NDArray[np.float64]
 Vector = npt.NDArray[np.float64]
-
-_RESERVED_METRIC = "num_examples"
-
-
-@dataclass(frozen=True)
-class CohortOptions:
-    """Validated cohort settings; build with :meth:`create` so errors name the strategy."""
-
-    fraction_train: float
-    fraction_evaluate: float
-    min_train_nodes: int
-    min_evaluate_nodes: int
-
-    @classmethod
-    def create(
-        cls,
-        *,
-        owner: str,
-        fraction_train: object,
-        fraction_evaluate: object,
-        min_train_nodes: object,
-        min_evaluate_nodes: object,
-    ) -> CohortOptions:
-        """Check every option, raising ``ConfigError`` that names ``owner``."""
-        return cls(
-            fraction_train=check_float(
-                fraction_train, name="fraction_train", owner=owner, low=0.0, high=1.0,
-                include_low=False,
-            ),
-            fraction_evaluate=check_float(
-                fraction_evaluate, name="fraction_evaluate", owner=owner, low=0.0, high=1.0
-            ),
-            min_train_nodes=check_int(
-                min_train_nodes, name="min_train_nodes", owner=owner, minimum=1
-            ),
-            min_evaluate_nodes=check_int(
-                min_evaluate_nodes, name="min_evaluate_nodes", owner=owner, minimum=0
-            ),
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -100,22 +61,6 @@ class UpdateStack:
     node_ids: tuple[str, ...]
     updates: Matrix
     weights: Vector
-
-    def weighted_mean(self) -> Vector:
-        """The example-weighted mean update, shape ``(d,)``.
-
-        Raises
-        ------
-        FederationError
-            If every node reports zero examples, so no weighted mean exists.
-        """
-        total = float(self.weights.sum())
-        if total <= 0.0:
-            raise FederationError(
-                f"Round {self.round_number}: every update reports 0 examples "
-                f"({', '.join(self.node_ids)}); an example-weighted mean is undefined."
-            )
-        return (self.weights @ self.updates) / total  # (d,)
 
 
 class BaseStrategy(ABC):
@@ -251,24 +196,24 @@ class BaseStrategy(ABC):
     ) -> dict[str, float]:
         """Example-weighted mean of every metric reported, plus the total ``num_examples``.
 
-        A metric only some nodes report is averaged over those nodes.
+        A metric only some nodes report is averaged over those nodes. With ``min_evaluate_nodes=0``
+        and no results, the only entry is ``num_examples = 0``.
 
         Raises
         ------
         InsufficientNodesError
-            If there are no results, or fewer than ``min_evaluate_nodes``.
+            If there are fewer results than ``min_evaluate_nodes``.
         FederationError
             If a node reports a metric named ``num_examples`` or a non-finite metric, or the nodes
             reporting a metric hold zero examples between them.
         """
-        minimum = max(1, self.min_evaluate_nodes)
-        if len(results) < minimum:
+        if len(results) < self.min_evaluate_nodes:
             raise InsufficientNodesError(
                 stage="evaluate",
                 round_number=round_number,
                 answered=sorted(r.node_id for r in results),
                 missing=[],
-                minimum=minimum,
+                minimum=self.min_evaluate_nodes,
             )
         return weighted_metrics(round_number=round_number, results=results)
 
@@ -306,6 +251,7 @@ class BaseStrategy(ABC):
 
     def _restore_state(self, state: dict[str, FloatArray]) -> None:
         """Adopt state whose keys were checked; ``{}`` means "start fresh"."""
+        return  # stateless by default: the key check already refused anything but {}
 
     # Building blocks for subclasses -------------------------------------------------------------
     def _sample(
@@ -323,7 +269,7 @@ class BaseStrategy(ABC):
             self._raise_insufficient(
                 stage=stage, round_number=round_number, answered=available, minimum=minimum
             )
-        # round() first so that 0.3 * 10 == 3.0000000000000004 asks for 3 nodes, not 4
+        # round() first so that 0.28 * 25 == 7.000000000000001 asks for 7 nodes, not 8
         wanted = math.ceil(round(fraction * len(available), 9))
         count = min(len(available), max(minimum, wanted))
         chosen = rng.choice(len(available), size=count, replace=False)  # (count,), int64
@@ -331,35 +277,38 @@ class BaseStrategy(ABC):
 
     def _raise_insufficient(
         self, *, stage: str, round_number: int, answered: list[str], minimum: int
-    ) -> None:
-        error = InsufficientNodesError(
-            stage=stage, round_number=round_number, answered=answered, missing=[], minimum=minimum
-        )
+    ) -> NoReturn:
         quorum = self._quorum()
-        if stage == "train" and quorum is not None and minimum == quorum[0]:
-            error.add_note(quorum[1])
-        raise error
+        is_quorum = stage == "train" and quorum is not None and minimum == quorum[0]
+        raise InsufficientNodesError(
+            stage=stage,
+            round_number=round_number,
+            answered=answered,
+            missing=[],
+            minimum=minimum,
+            reason=quorum[1] if is_quorum and quorum is not None else None,
+        )
 
-    def _stack_updates(
+    def _checked_results(
         self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
-    ) -> UpdateStack:
-        """Check the round's updates and stack them, rows sorted by node id.
+    ) -> list[Result]:
+        """The round's results sorted by node id, once each, with updates of the global spec.
 
         Raises
         ------
         InsufficientNodesError
             If there are fewer results than :attr:`min_train_nodes` (or none).
         FederationError
-            If a node answers twice, reports a negative example count or a non-finite update.
+            If a node answers twice or reports a negative example count.
         SerializationError
             If an update's names or shapes differ from the global parameters'.
         """
         ordered = sorted(results, key=lambda r: r.node_id)
-        node_ids = tuple(r.node_id for r in ordered)
+        node_ids = [r.node_id for r in ordered]
         minimum = max(1, self.min_train_nodes)
         if len(ordered) < minimum:
             self._raise_insufficient(
-                stage="train", round_number=round_number, answered=list(node_ids), minimum=minimum
+                stage="train", round_number=round_number, answered=node_ids, minimum=minimum
             )
         duplicates = sorted(n for n, count in Counter(node_ids).items() if count > 1)
         if duplicates:
@@ -368,9 +317,7 @@ class BaseStrategy(ABC):
                 "each node's update may count only once."
             )
         spec = parameters.spec
-        updates = np.empty((len(ordered), spec.size), dtype=np.float64)  # (n, d)
-        weights = np.empty(len(ordered), dtype=np.float64)  # (n,)
-        for row, result in enumerate(ordered):
+        for result in ordered:
             if result.parameters.spec != spec:
                 raise SerializationError(
                     f"Round {round_number}: the update of node {result.node_id!r} has spec "
@@ -381,16 +328,56 @@ class BaseStrategy(ABC):
                     f"Round {round_number}: node {result.node_id!r} reports "
                     f"{result.num_examples} examples; must be >= 0."
                 )
-            updates[row] = result.parameters.flatten()
-            if not np.isfinite(updates[row]).all():
-                raise FederationError(
-                    f"Round {round_number}: the update of node {result.node_id!r} holds "
-                    "non-finite values; it cannot be aggregated."
-                )
-            weights[row] = result.num_examples
-        return UpdateStack(
-            round_number=round_number, node_ids=node_ids, updates=updates, weights=weights
+        return ordered
+
+    def _stack_updates(
+        self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> UpdateStack:
+        """Check the round's updates (see :meth:`_checked_results`) and stack them as rows.
+
+        Raises
+        ------
+        FederationError
+            Also if an update holds non-finite values.
+        """
+        ordered = self._checked_results(
+            round_number=round_number, parameters=parameters, results=results
         )
+        updates = np.empty((len(ordered), parameters.num_scalars), dtype=np.float64)  # (n, d)
+        for row, result in enumerate(ordered):
+            updates[row] = _update_vector(round_number, result)
+        return UpdateStack(
+            round_number=round_number,
+            node_ids=tuple(r.node_id for r in ordered),
+            updates=updates,
+            weights=np.array([r.num_examples for r in ordered], dtype=np.float64),
+        )
+
+    def _weighted_mean_update(
+        self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> Vector:
+        """The example-weighted mean update, shape ``(d,)``, summed in node-id order.
+
+        Streams the updates, so memory stays ``O(d)`` however many nodes answered.
+
+        Raises
+        ------
+        FederationError
+            Also if an update holds non-finite values, or every node reports 0 examples.
+        """
+        ordered = self._checked_results(
+            round_number=round_number, parameters=parameters, results=results
+        )
+        total = float(sum(r.num_examples for r in ordered))
+        if total <= 0.0:
+            raise FederationError(
+                f"Round {round_number}: every update reports 0 examples "
+                f"({', '.join(r.node_id for r in ordered)}); an example-weighted mean is undefined."
+            )
+        weighted_sum = np.zeros(parameters.num_scalars, dtype=np.float64)  # (d,)
+        for result in ordered:
+            weighted_sum += result.num_examples * _update_vector(round_number, result)
+        return weighted_sum / total
 
     def _apply_update(
         self, *, round_number: int, parameters: Parameters, update: Vector
@@ -405,39 +392,15 @@ class BaseStrategy(ABC):
         return parameters.with_vector(moved)
 
 
-def weighted_metrics(*, round_number: int, results: Sequence[Result]) -> dict[str, float]:
-    """Example-weighted mean of every reported metric plus ``num_examples``, the total."""
-    names: set[str] = set()
-    for result in results:
-        if result.num_examples < 0:
-            raise FederationError(
-                f"Round {round_number}: node {result.node_id!r} reports "
-                f"{result.num_examples} examples; must be >= 0."
-            )
-        if _RESERVED_METRIC in result.metrics:
-            raise FederationError(
-                f"Round {round_number}: node {result.node_id!r} reports a metric named "
-                f"{_RESERVED_METRIC!r}, which is reserved for the total example count."
-            )
-        for name, value in result.metrics.items():
-            if not math.isfinite(value):
-                raise FederationError(
-                    f"Round {round_number}: node {result.node_id!r} reports metric "
-                    f"{name!r}={value!r}; metrics must be finite."
-                )
-        names.update(result.metrics)
-    merged: dict[str, float] = {}
-    for name in sorted(names):
-        pairs = [(float(r.num_examples), float(r.metrics[name])) for r in results if name in r.metrics]
-        total = math.fsum(weight for weight, _ in pairs)
-        if total <= 0.0:
-            raise FederationError(
-                f"Round {round_number}: the nodes reporting metric {name!r} hold 0 examples "
-                "between them; an example-weighted mean is undefined."
-            )
-        merged[name] = math.fsum(weight * value for weight, value in pairs) / total
-    merged[_RESERVED_METRIC] = float(sum(r.num_examples for r in results))
-    return merged
+def _update_vector(round_number: int, result: Result) -> Vector:
+    """``result``'s update as one float64 vector, refused if any value is not finite."""
+    vector = result.parameters.flatten().astype(np.float64)  # (d,)
+    if not np.isfinite(vector).all():
+        raise FederationError(
+            f"Round {round_number}: the update of node {result.node_id!r} holds non-finite "
+            "values; it cannot be aggregated."
+        )
+    return vector
 
 
 def describe(strategy: object) -> str:

@@ -93,10 +93,9 @@ class AdaptiveFedOpt(BaseStrategy):
             If an update is non-finite, all nodes report 0 examples, or the moments do not fit
             the model.
         """
-        stack = self._stack_updates(
+        delta = self._weighted_mean_update(
             round_number=round_number, parameters=parameters, results=results
-        )
-        delta = stack.weighted_mean()  # (d,), float64
+        )  # (d,), float64
         if self._first_moment is None or self._second_moment_state is None:
             first = np.zeros_like(delta)
             second = np.full_like(delta, self.tau**2)

@@ -7,12 +7,13 @@ of Y must be …; got … instead.", and returns the value as the builtin type t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from sovereign_ai.errors import ConfigError
 
-__all__ = ["check_float", "check_int"]
+__all__ = ["CohortOptions", "check_float", "check_int"]
 
 
 def check_int(value: object, *, name: str, owner: str, minimum: int) -> int:
@@ -63,3 +64,40 @@ def check_float(
     if not is_inside:
         raise ConfigError(message)
     return number
+
+
+@dataclass(frozen=True)
+class CohortOptions:
+    """Validated cohort settings; build with :meth:`create` so errors name the strategy."""
+
+    fraction_train: float
+    fraction_evaluate: float
+    min_train_nodes: int
+    min_evaluate_nodes: int
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        owner: str,
+        fraction_train: object,
+        fraction_evaluate: object,
+        min_train_nodes: object,
+        min_evaluate_nodes: object,
+    ) -> CohortOptions:
+        """Check every option, raising ``ConfigError`` that names ``owner``."""
+        return cls(
+            fraction_train=check_float(
+                fraction_train, name="fraction_train", owner=owner, low=0.0, high=1.0,
+                include_low=False,
+            ),
+            fraction_evaluate=check_float(
+                fraction_evaluate, name="fraction_evaluate", owner=owner, low=0.0, high=1.0
+            ),
+            min_train_nodes=check_int(
+                min_train_nodes, name="min_train_nodes", owner=owner, minimum=1
+            ),
+            min_evaluate_nodes=check_int(
+                min_evaluate_nodes, name="min_evaluate_nodes", owner=owner, minimum=0
+            ),
+        )  # fmt: skip

@@ -83,9 +83,9 @@ class FedAvg(BaseStrategy):
         FederationError
             If an update is non-finite, a node answers twice, or all nodes report 0 examples.
         """
-        stack = self._stack_updates(
+        mean_update = self._weighted_mean_update(
             round_number=round_number, parameters=parameters, results=results
-        )
+        )  # (d,), float64
         return self._apply_update(
-            round_number=round_number, parameters=parameters, update=stack.weighted_mean()
+            round_number=round_number, parameters=parameters, update=mean_update
         )

@@ -90,10 +90,9 @@ class FedAvgM(BaseStrategy):
             If an update is non-finite, all nodes report 0 examples, or the momentum buffer does
             not fit the model.
         """
-        stack = self._stack_updates(
+        mean_update = self._weighted_mean_update(
             round_number=round_number, parameters=parameters, results=results
-        )
-        mean_update = stack.weighted_mean()  # (d,), float64
+        )  # (d,), float64
         if self._momentum is None:
             previous = np.zeros_like(mean_update)
         elif self._momentum.size != mean_update.size:

@@ -12,8 +12,8 @@ import numpy as np
 
 from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result
 from sovereign_ai.errors import CheckpointError
-from sovereign_ai.strategies._base import CohortOptions, describe
-from sovereign_ai.strategies._validation import check_float
+from sovereign_ai.strategies._base import describe
+from sovereign_ai.strategies._validation import CohortOptions, check_float
 from sovereign_ai.strategies.fedavg import FedAvg
 
 __all__ = ["FedProx"]

@@ -34,6 +34,8 @@ __all__ = [
     "make_private_folder",
     "read_kit_file",
     "write_file_atomically",
+    "write_private_file",
+    "write_public_file",
 ]
 
 # Layout of a provisioning folder (``--out``) and of the kits in it:
@@ -134,3 +136,13 @@ def read_kit_file(path: Path, *, is_private: bool = False) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ProvisioningError(f"Cannot read {path}: {exc.strerror}.") from exc
+
+
+def write_public_file(path: Path, data: bytes) -> None:
+    """Write a certificate, list or manifest atomically, readable by all (mode ``0644``)."""
+    write_file_atomically(path, data, mode=PUBLIC_FILE_MODE)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write a private key atomically, readable by its owner only (mode ``0600``)."""
+    write_file_atomically(path, data, mode=PRIVATE_FILE_MODE)

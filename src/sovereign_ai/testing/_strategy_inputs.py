@@ -1,0 +1,98 @@
+"""Small, seeded inputs for the strategy conformance checks: a model, node names and results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sovereign_ai.core import NodeInstruction, Parameters, Result, Stage
+
+__all__ = [
+    "JOB_ID",
+    "copy_parameters",
+    "evaluate_results",
+    "global_parameters",
+    "instruction_summary",
+    "node_names",
+    "train_results",
+]
+
+JOB_ID = "conformance"
+
+_SHAPES = {"layer.weight": (3, 2), "layer.bias": (2,)}  # two tensors, 8 scalars
+
+
+def global_parameters(*, seed: int) -> Parameters:
+    """A small two-tensor model with values drawn from ``N(0, 1)``."""
+    rng = np.random.default_rng(seed)
+    return Parameters({name: rng.normal(size=shape) for name, shape in _SHAPES.items()})
+
+
+def node_names(count: int) -> list[str]:
+    """``count`` node ids that sort in numeric order: ``node-000``, ``node-001``, ..."""
+    return [f"node-{index:03d}" for index in range(count)]
+
+
+def train_results(
+    *,
+    parameters: Parameters,
+    count: int,
+    round_number: int,
+    seed: int,
+    scale: float = 0.1,
+) -> list[Result]:
+    """``count`` train results whose updates have ``parameters``' spec, drawn ``N(0, scale²)``.
+
+    ``scale=0`` gives all-zero updates. Example counts are drawn from ``[1, 100)``.
+    """
+    rng = np.random.default_rng(seed)
+    results = []
+    for node_id in node_names(count):
+        update = {name: scale * rng.normal(size=array.shape) for name, array in parameters.items()}
+        results.append(
+            Result(
+                job_id=JOB_ID,
+                round_number=round_number,
+                stage=Stage.TRAIN,
+                node_id=node_id,
+                num_examples=int(rng.integers(1, 100)),
+                parameters=Parameters(update),
+                metrics={"train_loss": float(rng.uniform(0.1, 2.0))},
+            )
+        )
+    return results
+
+
+def evaluate_results(*, count: int, round_number: int, seed: int) -> list[Result]:
+    """``count`` evaluate results reporting ``loss`` and ``accuracy`` on 1-99 examples each."""
+    rng = np.random.default_rng(seed)
+    return [
+        Result(
+            job_id=JOB_ID,
+            round_number=round_number,
+            stage=Stage.EVALUATE,
+            node_id=node_id,
+            num_examples=int(rng.integers(1, 100)),
+            metrics={
+                "loss": float(rng.uniform(0.1, 2.0)),
+                "accuracy": float(rng.uniform(0.0, 1.0)),
+            },
+        )
+        for node_id in node_names(count)
+    ]
+
+
+def copy_parameters(parameters: Parameters) -> Parameters:
+    """A deep copy (``Parameters`` copies the arrays it is given)."""
+    return Parameters(dict(parameters))
+
+
+def instruction_summary(
+    instructions: Sequence[NodeInstruction],
+) -> list[tuple[str, list[tuple[str, object]]]]:
+    """Comparable form of instructions: ``[(node_id, sorted config items), ...]``."""
+    return [
+        (instruction.node_id, sorted(dict(instruction.config).items()))
+        for instruction in instructions
+    ]

@@ -1,0 +1,108 @@
+"""Simulation end to end with real datasets, models and strategies."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+
+from sovereign_ai.errors import ConfigError
+from sovereign_ai.federation import (
+    parse_job_spec,
+    prepare_simulation,
+    run_simulation,
+    train_alone,
+    train_centralised,
+)
+
+JOB = """
+[job]
+name = "sim"
+rounds = 8
+seed = 5
+[model]
+name = "logreg"
+[strategy]
+name = "fedavg"
+min_train_nodes = 3
+[train]
+local_epochs = 2
+batch_size = 16
+learning_rate = 0.1
+[data]
+dataset = "breast_cancer"
+partition = "iid"
+nodes = 3
+"""
+
+
+def spec(**overrides: dict[str, object]) -> object:
+    document = tomllib.loads(JOB)
+    for section, values in overrides.items():
+        document.setdefault(section, {}).update(values)
+    return parse_job_spec(document)
+
+
+def test_three_node_simulation_converges() -> None:
+    history, setup = run_simulation(spec())
+    accuracy = [v for _, v in history.metric("central_accuracy")]
+    loss = [v for _, v in history.metric("central_loss")]
+    assert len(accuracy) == 8
+    assert accuracy[-1] > 0.9
+    assert loss[-1] < loss[0]
+    assert history.rounds[-1].answered == sorted(n.node_id for n in setup.nodes)
+    assert "federated_accuracy" in history.rounds[-1].metrics
+
+
+def test_nodes_hold_disjoint_rows_and_coordinator_holds_none_of_them() -> None:
+    setup = prepare_simulation(spec())
+    rows = [tuple(r) for n in setup.nodes for r in n.data.train_features]
+    rows += [tuple(r) for n in setup.nodes for r in n.data.test_features]
+    assert len(rows) == len(set(rows))
+    held_out = {tuple(r) for r in setup.test_features}
+    assert not held_out & set(rows)
+
+
+def test_serial_and_threaded_backends_give_identical_models() -> None:
+    serial, _ = run_simulation(spec(simulation={"backend": "serial"}))
+    threaded, _ = run_simulation(spec(simulation={"backend": "thread", "workers": 2}))
+    assert serial.parameters == threaded.parameters
+
+
+@pytest.mark.slow
+def test_process_backend_matches_threads() -> None:
+    threaded, _ = run_simulation(spec(job={"rounds": 2}))
+    processes, _ = run_simulation(spec(job={"rounds": 2}, simulation={"backend": "process"}))
+    assert threaded.parameters == processes.parameters
+
+
+def test_feature_standardisation_is_federated() -> None:
+    history, setup = run_simulation(spec(job={"rounds": 1}))
+    assert history.parameters is not None
+    pooled = np.concatenate([n.data.train_features for n in setup.nodes]).astype(np.float64)
+    np.testing.assert_allclose(history.parameters["input_mean"], pooled.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(history.parameters["input_std"], pooled.std(axis=0), rtol=1e-3)
+
+
+def test_baselines_score_on_the_same_test_set() -> None:
+    setup = prepare_simulation(spec())
+    central = train_centralised(setup)
+    alone = train_alone(setup)
+    assert central.num_train_examples == sum(a.num_train_examples for a in alone)
+    assert central.accuracy > 0.9
+    assert [a.name for a in alone] == [n.node_id for n in setup.nodes]
+
+
+def test_robust_strategy_runs_in_simulation() -> None:
+    history, _ = run_simulation(
+        spec(strategy={"name": "krum", "num_malicious": 1, "min_train_nodes": 5}, data={"nodes": 6})
+    )
+    assert history.metric("central_accuracy")[-1][1] > 0.85
+
+
+def test_missing_data_section_is_explained() -> None:
+    document = tomllib.loads(JOB)
+    del document["data"]
+    with pytest.raises(ConfigError, match=r"\[data\]"):
+        run_simulation(parse_job_spec(document))

@@ -362,3 +362,35 @@ def test_a_wide_file_lists_only_the_first_columns(write_text: WriteText) -> None
     message = refusal(load_csv, path, label="digit")
     assert "'pixel_29', ... (70 more)." in message
     assert "'pixel_30'" not in message
+
+
+def test_federation_classes_encode_every_site_alike(tmp_path: Path) -> None:
+    site = tmp_path / "site.csv"
+    site.write_text("a,b,diagnosis\n1,2,benign\n3,4,benign\n")
+    loaded = load_csv(site, label="diagnosis", classes=["benign", "malignant"])
+    assert loaded.class_names == ("benign", "malignant")
+    assert loaded.labels.tolist() == [0, 0]
+    flipped = load_csv(site, label="diagnosis", classes=["malignant", "benign"])
+    assert flipped.labels.tolist() == [1, 1]
+
+
+def test_numeric_labels_against_federation_classes(tmp_path: Path) -> None:
+    site = tmp_path / "site.csv"
+    site.write_text("a,y\n1,2\n3,0\n")
+    loaded = load_file(site, label="y", classes=["0", "1", "2"])
+    assert loaded.labels.tolist() == [2, 0]
+
+
+def test_label_outside_federation_classes_names_row(tmp_path: Path) -> None:
+    site = tmp_path / "site.csv"
+    site.write_text("a,diagnosis\n1,benign\n2,unknown\n")
+    with pytest.raises(DataError, match=r"site\.csv.*'diagnosis'.*row 2.*'unknown'"):
+        load_csv(site, label="diagnosis", classes=["benign", "malignant"])
+
+
+@pytest.mark.parametrize("classes", [["only"], ["a", "a"]])
+def test_bad_federation_classes_are_refused(tmp_path: Path, classes: list[str]) -> None:
+    site = tmp_path / "site.csv"
+    site.write_text("a,diagnosis\n1,a\n2,a\n")
+    with pytest.raises(ConfigError, match="classes"):
+        load_csv(site, label="diagnosis", classes=classes)

@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from sovereign_ai.cli.coordinator import coordinator_app
 from sovereign_ai.cli.demo import demo
+from sovereign_ai.cli.node import node_app
 from sovereign_ai.cli.provision import provision_app
 from sovereign_ai.cli.simulate import simulate
 
@@ -31,6 +33,8 @@ app = typer.Typer(
 app.command(name="simulate")(simulate)
 app.command(name="demo")(demo)
 app.add_typer(provision_app, name="provision")
+app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(node_app, name="node")
 
 
 @app.callback()

@@ -9,9 +9,15 @@ from typing import Any
 
 from rich.table import Table
 
-from sovereign_ai.federation import BaselineScore, FederationHistory
+from sovereign_ai.federation import BaselineScore, FederationHistory, RoundReport
 
-__all__ = ["comparison_table", "history_to_json", "plot_history", "write_json"]
+__all__ = [
+    "comparison_table",
+    "history_from_json",
+    "history_to_json",
+    "plot_history",
+    "write_json",
+]
 
 
 def comparison_table(
@@ -58,6 +64,23 @@ def history_to_json(history: FederationHistory) -> list[dict[str, Any]]:
     ]
 
 
+def history_from_json(rounds: Sequence[dict[str, Any]]) -> FederationHistory:
+    """Rebuild a history from what :func:`history_to_json` wrote (e.g. by another process)."""
+    return FederationHistory(
+        rounds=[
+            RoundReport(
+                round_number=int(r["round"]),
+                cohort=list(r["cohort"]),
+                answered=list(r["answered"]),
+                failures=dict(r["failures"]),
+                metrics={k: float(v) for k, v in r["metrics"].items()},
+                attempts=int(r.get("attempts", 1)),
+            )
+            for r in rounds
+        ]
+    )
+
+
 def write_json(path: Path, document: Any) -> None:
     """Write JSON to ``path`` via a temporary file, so a reader never sees half of it."""
     temporary = path.with_name(f".{path.name}.tmp")
@@ -77,6 +100,7 @@ def plot_history(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, name, label in (
@@ -92,6 +116,7 @@ def plot_history(
         if centralised is not None:
             value = centralised.accuracy if name == "accuracy" else centralised.loss
             ax.axhline(value, color="grey", linestyle=":", label="centralised (pooled) model")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("round")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

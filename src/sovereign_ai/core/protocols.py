@@ -137,6 +137,13 @@ class Transport(Protocol):
         """Nodes that can be given a task now, sorted."""
         ...
 
+    def wait_for_nodes(self, count: int, *, timeout_s: float) -> list[str]:
+        """Wait until ``count`` nodes are available or ``timeout_s`` passed; return those available.
+
+        Transports whose nodes are all present from the start return at once.
+        """
+        ...
+
     def run_stage(self, tasks: Sequence[Task], *, timeout_s: float) -> StageOutcome:
         """Deliver ``tasks`` and collect results until all answered or ``timeout_s`` elapsed."""
         ...

@@ -193,6 +193,7 @@ def encode_labels(
     values: Sequence[str] | npt.NDArray[np.float64],
     *,
     row_name: RowNamer,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Int64Array, tuple[str, ...]]:
     """Encode a label column as class indices and class names.
 
@@ -201,7 +202,13 @@ def encode_labels(
     (``7, 3, 7 -> labels 1, 0, 1 with classes ("3", "7")``). A mix of text and numbers is text.
     Empty, ``NA``, ``N/A``, ``NaN`` and ``null`` cells (any case) are refused as missing. Fewer
     than two classes is refused: a classifier cannot be trained on it.
+
+    With ``classes`` (the federation's class names, in order) every label is encoded as its
+    position in that list instead, so all sites number classes alike; a site may then hold a
+    single class, and a label outside the list is refused.
     """
+    if classes is not None:
+        return _encode_against(path, column, values, classes=classes, row_name=row_name)
     if isinstance(values, np.ndarray):
         labels, classes = _encode_numbers(path, column, values, row_name=row_name)
     else:
@@ -223,6 +230,39 @@ def encode_labels(
             f"{len(labels)} rows; a classifier needs at least two."
         )
     return labels, classes
+
+
+def _encode_against(
+    path: str | os.PathLike[str],
+    column: str,
+    values: Sequence[str] | npt.NDArray[np.float64],
+    *,
+    classes: Sequence[str],
+    row_name: RowNamer,
+) -> tuple[Int64Array, tuple[str, ...]]:
+    names = tuple(str(c) for c in classes)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(
+            "The 'classes' parameter must list at least two distinct class names; "
+            f"got {list(classes)!r} instead."
+        )
+    index = {name: position for position, name in enumerate(names)}
+    cells = [_label_text(v) for v in values] if isinstance(values, np.ndarray) else list(values)
+    labels = np.empty(len(cells), dtype=np.int64)
+    for row, cell in enumerate(cells):
+        position = index.get(cell.strip())
+        if position is None:
+            raise DataError(
+                f"{path}: label column {column!r}, {row_name(row)}: {cell!r} is not one of the "
+                f"federation's classes ({', '.join(map(repr, names))})."
+            )
+        labels[row] = position
+    return labels, names
+
+
+def _label_text(value: float) -> str:
+    """A numeric label as the text a person would write: ``1.0`` -> ``"1"``."""
+    return str(int(value)) if math.isfinite(value) and value == round(value) else repr(value)
 
 
 def check_group_cells(

@@ -134,6 +134,7 @@ def load_csv(
     label: str,
     features: Sequence[str] | None = None,
     group: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a UTF-8 CSV file with a header line.
 
@@ -150,6 +151,9 @@ def load_csv(
     group
         An optional column naming each row's group (e.g. ``"hospital"``), kept as text for
         natural partitioning.
+    classes
+        The federation's class names in order; labels are then encoded by their position in it,
+        so every site numbers classes alike, and a site may hold only one of them.
 
     Returns
     -------
@@ -185,7 +189,9 @@ def load_csv(
     ]
     for name, values in zip(choice.features, columns, strict=True):
         check_finite_features(path, name, values, row_name=row_name)
-    labels, class_names = encode_labels(path, label, cells(label), row_name=row_name)
+    labels, class_names = encode_labels(
+        path, label, cells(label), row_name=row_name, classes=classes
+    )
     groups = None
     if choice.group is not None:
         groups = check_group_cells(path, choice.group, cells(choice.group), row_name=row_name)
@@ -231,6 +237,7 @@ def load_parquet(
     label: str,
     features: Sequence[str] | None = None,
     group: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a Parquet file.
 
@@ -296,7 +303,9 @@ def load_parquet(
             f"{path}: label column {label!r} must hold text or whole numbers; "
             f"got type {label_column.type} instead."
         )
-    labels, class_names = encode_labels(path, label, label_values, row_name=row_name)
+    labels, class_names = encode_labels(
+        path, label, label_values, row_name=row_name, classes=classes
+    )
 
     groups = None
     if choice.group is not None:
@@ -320,6 +329,7 @@ def _load_npz_as_table(
     label: str | None,
     features: Sequence[str] | None,
     group: str | None,
+    classes: Sequence[str] | None,
 ) -> Dataset:
     if features is not None and (isinstance(features, str) or len(features) != 1):
         raise ConfigError(
@@ -331,6 +341,7 @@ def _load_npz_as_table(
         features_key="x" if features is None else features[0],
         labels_key="y" if label is None else label,
         groups_key=group,
+        classes=classes,
     )
 
 
@@ -349,6 +360,7 @@ def load_file(
     label: str | None = None,
     features: Sequence[str] | None = None,
     group: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a CSV, Parquet or NPZ file, chosen by its suffix.
 
@@ -363,6 +375,8 @@ def load_file(
         As for :func:`load_csv`. For ``.npz`` they name arrays instead of columns: ``group`` the
         groups array, and ``features``, if given, a one-element sequence naming the features
         array (default ``"x"``).
+    classes
+        As for :func:`load_csv`.
 
     Returns
     -------
@@ -392,4 +406,4 @@ def load_file(
             f"The 'label' parameter of load_file must name the label column of {path}; "
             "got None instead."
         )
-    return _LOADERS[file_format](path, label=label, features=features, group=group)
+    return _LOADERS[file_format](path, label=label, features=features, group=group, classes=classes)

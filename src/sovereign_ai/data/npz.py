@@ -71,6 +71,7 @@ def load_npz(
     features_key: str = "x",
     labels_key: str = "y",
     groups_key: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a NumPy ``.npz`` archive (as written by :func:`numpy.savez`).
 
@@ -141,7 +142,9 @@ def load_npz(
             f"{path}: array {labels_key!r} must hold text or whole numbers; "
             f"got dtype {labels_raw.dtype} instead."
         )
-    labels, class_names = encode_labels(path, labels_key, label_values, row_name=row_name)
+    labels, class_names = encode_labels(
+        path, labels_key, label_values, row_name=row_name, classes=classes
+    )
     groups = None
     if groups_key is not None:
         group_cells = [str(v).strip() for v in arrays[2].tolist()]

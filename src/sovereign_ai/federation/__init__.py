@@ -4,6 +4,14 @@ This package composes the feature packages; the same :class:`Coordinator` and :c
 simulation (in-memory or process transport) and in deployment (gRPC with mutual TLS).
 """
 
+from sovereign_ai.federation.assembly import (
+    build_coordinator,
+    build_strategy,
+    initial_parameters,
+    open_store,
+    stage_config,
+    test_set_evaluator,
+)
 from sovereign_ai.federation.baselines import BaselineScore, train_alone, train_centralised
 from sovereign_ai.federation.checkpoint import CheckpointStore, RoundCheckpoint
 from sovereign_ai.federation.coordinator import (
@@ -17,12 +25,9 @@ from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spe
 from sovereign_ai.federation.node import LocalData, Node
 from sovereign_ai.federation.simulation import (
     SimulationSetup,
-    build_strategy,
-    initial_parameters,
     load_dataset,
     prepare_simulation,
     run_simulation,
-    stage_config,
 )
 from sovereign_ai.federation.transports import InMemoryTransport, TaskHandler
 
@@ -41,15 +46,18 @@ __all__ = [
     "SimulationBackend",
     "SimulationSetup",
     "TaskHandler",
+    "build_coordinator",
     "build_strategy",
     "initial_parameters",
     "load_dataset",
     "load_job_spec",
     "node_seed",
+    "open_store",
     "parse_job_spec",
     "prepare_simulation",
     "run_simulation",
     "stage_config",
+    "test_set_evaluator",
     "train_alone",
     "train_centralised",
 ]

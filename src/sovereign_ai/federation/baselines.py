@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sovereign_ai.core import Parameters
-from sovereign_ai.federation.simulation import SimulationSetup, initial_parameters
+from sovereign_ai.federation.assembly import initial_parameters
+from sovereign_ai.federation.simulation import SimulationSetup
 from sovereign_ai.learning import TrainConfig, create_model, evaluate, set_parameters, train
 
 __all__ = ["BaselineScore", "train_alone", "train_centralised"]

@@ -122,6 +122,11 @@ class Coordinator:
         squares; never rows) and write the federation-wide mean and standard deviation into the
         model's ``input_mean`` and ``input_std`` tensors, so every node and the final model scale
         inputs identically.
+    wait_for_nodes
+        Before each round, wait for this many connected nodes (at least the strategy's minimum)
+        for up to ``wait_for_nodes_s``; then go on with those that are there.
+    wait_for_nodes_s
+        How long to wait for nodes before each round.
     """
 
     def __init__(
@@ -141,6 +146,8 @@ class Coordinator:
         central_evaluator: CentralEvaluator | None = None,
         observer: RoundObserver | None = None,
         standardize_features: bool = False,
+        wait_for_nodes: int = 0,
+        wait_for_nodes_s: float = 60.0,
     ) -> None:
         if rounds <= 0:
             raise ConfigError(f"The 'rounds' parameter of Coordinator must be > 0; got {rounds}.")
@@ -168,6 +175,8 @@ class Coordinator:
         self.central_evaluator = central_evaluator
         self.observer = observer
         self.standardize_features = standardize_features
+        self.wait_for_nodes = wait_for_nodes
+        self.wait_for_nodes_s = wait_for_nodes_s
 
     # The loop -----------------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> FederationHistory:
@@ -229,13 +238,17 @@ class Coordinator:
         logger.info("Resuming job %s after round %d", self.job_id, latest.round_number)
         return latest.parameters, latest.round_number
 
+    def _connected_nodes(self) -> list[str]:
+        wanted = max(self.wait_for_nodes, self.strategy.min_train_nodes)
+        return self.transport.wait_for_nodes(wanted, timeout_s=self.wait_for_nodes_s)
+
     def _with_feature_scaling(self, parameters: Parameters) -> Parameters:
         if "input_mean" not in parameters or "input_std" not in parameters:
             raise ConfigError(
                 "standardize_features needs a model with 'input_mean' and 'input_std' tensors; "
                 f"this model has {', '.join(parameters)}."
             )
-        nodes = self.transport.available_nodes()
+        nodes = self._connected_nodes()
         instructions = [NodeInstruction(node_id=node) for node in nodes]
         outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
         results = self._accepted(outcome, instructions, Stage.STATISTICS, 0)
@@ -269,7 +282,7 @@ class Coordinator:
     ) -> tuple[RoundReport, Parameters]:
         for attempt in range(1, self.max_round_attempts + 1):
             rng = np.random.default_rng([self.seed, round_number, attempt])
-            nodes = self.transport.available_nodes()
+            nodes = self._connected_nodes()
             try:
                 instructions = self.strategy.configure_train(
                     round_number=round_number, parameters=parameters, nodes=nodes, rng=rng

@@ -96,9 +96,15 @@ class JobSection(_Strict):
 
 
 class ModelSection(_Open):
-    """``[model]``: a model of the zoo, by name; other keys are its options."""
+    """``[model]``: a model of the zoo, by name; other keys are its options.
+
+    ``num_features`` and ``num_classes`` are taken from the dataset in simulation; a deployed
+    coordinator holds no data, so there they must be given.
+    """
 
     name: str = "mlp"
+    num_features: int | None = Field(default=None, gt=0)
+    num_classes: int | None = Field(default=None, ge=2)
 
 
 class StrategySection(_Open):
@@ -125,6 +131,8 @@ class CoordinatorSection(_Strict):
     max_round_attempts: int = Field(default=3, gt=0, le=100)
     evaluate_every: int = Field(default=1, ge=0)
     standardize_features: bool = True
+    wait_for_nodes: int = Field(default=0, ge=0)
+    wait_for_nodes_s: float = Field(default=60.0, ge=0.0)
 
 
 class DataSection(_Strict):

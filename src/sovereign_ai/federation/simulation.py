@@ -7,15 +7,13 @@ partitions of a dataset plus a held-out test set the coordinator keeps for centr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
+from sovereign_ai.core import Transport
 from sovereign_ai.data import (
     Dataset,
     PartitionSummary,
@@ -28,26 +26,19 @@ from sovereign_ai.data import (
 )
 from sovereign_ai.data import builtin_names as builtin_dataset_names
 from sovereign_ai.errors import ConfigError
-from sovereign_ai.federation.checkpoint import CheckpointStore
-from sovereign_ai.federation.coordinator import (
-    Coordinator,
-    FederationHistory,
-    RoundObserver,
-)
+from sovereign_ai.federation.assembly import build_coordinator, open_store, test_set_evaluator
+from sovereign_ai.federation.coordinator import CentralEvaluator, FederationHistory, RoundObserver
 from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
 from sovereign_ai.federation.node import LocalData, Node
 from sovereign_ai.federation.transports.inmemory import InMemoryTransport
-from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
-from sovereign_ai.strategies import create_strategy
 
 __all__ = [
     "SimulationSetup",
-    "build_strategy",
-    "initial_parameters",
+    "central_evaluator",
     "load_dataset",
+    "make_transport",
     "prepare_simulation",
     "run_simulation",
-    "stage_config",
 ]
 
 
@@ -148,51 +139,11 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
     )
 
 
-def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[str, ConfigValue]:
-    """Scalars every task of the job carries: which model, and how to train it."""
-    model_options = spec.model.options
-    return {
-        "model": spec.model.name,
-        "model_options": json.dumps(model_options, sort_keys=True),
-        "num_features": num_features,
-        "num_classes": num_classes,
-        **spec.train.model_dump(),
-    }
-
-
-def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) -> Parameters:
-    """The global model before round 1, initialised from the job seed."""
-    model = create_model(
-        spec.model.name,
-        num_features=num_features,
-        num_classes=num_classes,
-        seed=spec.job.seed,
-        **spec.model.options,
-    )
-    return get_parameters(model)
-
-
-def build_strategy(spec: JobSpec) -> Strategy:
-    """The strategy the job names, with its options."""
-    return create_strategy(spec.strategy.name, **spec.strategy.options)
-
-
-def central_evaluator(setup: SimulationSetup) -> Any:
-    """Evaluate global parameters on the coordinator's held-out test set."""
-    model = create_model(
-        setup.spec.model.name,
-        num_features=setup.num_features,
-        num_classes=setup.num_classes,
-        seed=0,
-        **setup.spec.model.options,
-    )
-
-    def _evaluate(parameters: Parameters) -> dict[str, float]:
-        set_parameters(model, parameters)
-        report = evaluate(model, setup.test_features, setup.test_labels)
-        return {"loss": report.loss, "accuracy": report.accuracy}
-
-    return _evaluate
+def central_evaluator(setup: SimulationSetup) -> CentralEvaluator:
+    """Evaluate global parameters on the simulation's held-out test set."""
+    model_spec = setup.spec.model.model_copy(update={"num_classes": setup.num_classes})
+    spec = setup.spec.model_copy(update={"model": model_spec})
+    return test_set_evaluator(spec, setup.test_features, setup.test_labels)
 
 
 def make_transport(setup: SimulationSetup) -> Transport:
@@ -230,32 +181,19 @@ def run_simulation(
         A prepared setup to reuse (benchmarks); prepared from ``spec`` otherwise.
     """
     if resume and state_dir is None:
-        raise ConfigError("Resuming needs the state folder of the run to resume (--state).")
+        raise ConfigError("Resuming needs the state folder of the run to resume (--out).")
     setup = setup or prepare_simulation(spec)
-    store = CheckpointStore(state_dir) if state_dir is not None else None
-    if store is not None:
-        store.bind_job(job_id=spec.job_id, spec_digest=spec.digest, spec_json=spec.canonical_json())
+    store = open_store(spec, state_dir) if state_dir is not None else None
     transport = make_transport(setup)
     try:
-        coordinator = Coordinator(
-            job_id=spec.job_id,
-            strategy=build_strategy(spec),
+        coordinator = build_coordinator(
+            spec,
             transport=transport,
-            initial_parameters=initial_parameters(
-                spec, num_features=setup.num_features, num_classes=setup.num_classes
-            ),
-            rounds=spec.job.rounds,
-            seed=spec.job.seed,
-            stage_config=stage_config(
-                spec, num_features=setup.num_features, num_classes=setup.num_classes
-            ),
+            num_features=setup.num_features,
+            num_classes=setup.num_classes,
             store=store,
-            round_timeout_s=spec.coordinator.round_timeout_s,
-            max_round_attempts=spec.coordinator.max_round_attempts,
-            evaluate_every=spec.coordinator.evaluate_every,
             central_evaluator=central_evaluator(setup),
             observer=observer,
-            standardize_features=spec.coordinator.standardize_features,
         )
         history = coordinator.run(resume=resume)
     finally:

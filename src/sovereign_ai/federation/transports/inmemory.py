@@ -65,6 +65,11 @@ class InMemoryTransport:
             else:
                 self._offline.discard(node_id)
 
+    def wait_for_nodes(self, count: int, *, timeout_s: float) -> list[str]:
+        """Simulated nodes are present from the start: return them at once."""
+        del count, timeout_s
+        return self.available_nodes()
+
     def run_stage(self, tasks: Sequence[Task], *, timeout_s: float) -> StageOutcome:
         """Run every task on the pool; collect what finishes within ``timeout_s``."""
         failures: dict[str, str] = {}

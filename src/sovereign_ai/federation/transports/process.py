@@ -91,6 +91,11 @@ class ProcessTransport:
         """Every simulated node."""
         return list(self._node_ids)
 
+    def wait_for_nodes(self, count: int, *, timeout_s: float) -> list[str]:
+        """Simulated nodes are present from the start: return them at once."""
+        del count, timeout_s
+        return self.available_nodes()
+
     def run_stage(self, tasks: Sequence[Task], *, timeout_s: float) -> StageOutcome:
         """Send tasks to the workers; collect what finishes within ``timeout_s``."""
         futures: dict[cf.Future[_WireResult], str] = {}

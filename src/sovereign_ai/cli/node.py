@@ -1,0 +1,134 @@
+"""``sovereign node start``: run one site's node; it dials out to the coordinator."""
+
+from __future__ import annotations
+
+import signal
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.errors import ConfigError
+
+__all__ = ["node_app"]
+
+node_app = typer.Typer(
+    help="Run a node: it keeps your data on this machine and answers the coordinator's tasks.",
+    no_args_is_help=True,
+)
+
+
+@node_app.command("start")
+def start(
+    kit: Annotated[Path, typer.Option("--kit", help="This site's startup kit folder.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Your dataset (CSV, Parquet or NPZ). Default: KIT/node.toml."),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="The column to predict. Default: KIT/node.toml."),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="The federation's class names in order, comma-separated (e.g. "
+            "benign,malignant), so every site numbers labels alike. Default: KIT/node.toml, or "
+            "the sorted labels in your file.",
+        ),
+    ] = None,
+    coordinator: Annotated[
+        str | None,
+        typer.Option("--coordinator", help="host:port to dial. Default: the kit's address."),
+    ] = None,
+    local_test_fraction: Annotated[
+        float,
+        typer.Option(help="Share of your rows kept back to evaluate the global model locally."),
+    ] = 0.2,
+    allow_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure",
+            help="Dial without TLS. For local tests ONLY: the coordinator is not verified.",
+        ),
+    ] = False,
+) -> None:
+    """Connect to the coordinator (outbound only) and answer its tasks until stopped.
+
+    Your rows stay on this machine: the node sends model updates, evaluation metrics and feature
+    statistics (row count, sums), never records. If the coordinator restarts, the node reconnects
+    on its own. Stop it with Ctrl-C or SIGTERM.
+    """
+    console = Console()
+    with friendly_errors():
+        import torch
+
+        from sovereign_ai.data import load_file
+        from sovereign_ai.federation.deployment import node_from_dataset
+        from sovereign_ai.federation.transports.grpc import GrpcNodeClient
+        from sovereign_ai.pki import expiry_warnings, load_node_kit
+
+        torch.set_num_threads(1)
+        node_kit = load_node_kit(kit)
+        for warning in expiry_warnings(node_kit):
+            console.print(f"[yellow]warning:[/] {warning}")
+        settings = _node_settings(kit)
+        data_path = data or _setting_path(kit, settings, "data")
+        label_name = label or str(settings.get("label", "")) or None
+        class_names = _class_names(classes, settings)
+        dataset = load_file(data_path, label=label_name, classes=class_names)
+        node = node_from_dataset(
+            node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
+        )
+        client = GrpcNodeClient(
+            kit=node_kit, node=node, address=coordinator, allow_insecure=allow_insecure
+        )
+        signal.signal(signal.SIGTERM, lambda signum, frame: client.stop())
+        signal.signal(signal.SIGINT, lambda signum, frame: client.stop())
+        console.print(
+            f"Node {node_kit.name!r} holds {dataset.num_examples} rows of {data_path} "
+            f"({len(node.data.train_labels)} to train, {len(node.data.test_labels)} to evaluate); "
+            f"dialling {coordinator or node_kit.coordinator_address}."
+        )
+        client.serve_forever()
+    console.print(f"Node {node_kit.name!r} stopped.")
+
+
+def _node_settings(kit: Path) -> dict[str, Any]:
+    path = kit / "node.toml"
+    if not path.exists():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"The node settings {str(path)!r} cannot be read: {exc}.") from exc
+    section = document.get("node", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"The node settings {str(path)!r} need a [node] table.")
+    return section
+
+
+def _class_names(option: str | None, settings: dict[str, Any]) -> list[str] | None:
+    if option is not None:
+        return [name.strip() for name in option.split(",") if name.strip()]
+    configured = settings.get("classes")
+    if configured is None:
+        return None
+    if not isinstance(configured, list) or not all(isinstance(c, str) for c in configured):
+        raise ConfigError(f"'classes' in node.toml must be a list of strings; got {configured!r}.")
+    return configured
+
+
+def _setting_path(kit: Path, settings: dict[str, Any], key: str) -> Path:
+    value = settings.get(key)
+    if not isinstance(value, str) or not value or value.startswith("path/to/"):
+        raise ConfigError(
+            f"Which data should this node use? Pass --data FILE, or set '{key}' in "
+            f"{str(kit / 'node.toml')!r}."
+        )
+    path = Path(value)
+    return path if path.is_absolute() else kit / path

@@ -1,0 +1,129 @@
+"""From a job spec to a running coordinator: one assembly for simulation and deployment.
+
+The simulation (:mod:`sovereign_ai.federation.simulation`) and the deployed coordinator process
+(``sovereign coordinator start``) build their :class:`Coordinator` here, so both run the same job
+the same way; only the transport differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
+from sovereign_ai.federation.checkpoint import CheckpointStore
+from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator, RoundObserver
+from sovereign_ai.federation.job import JobSpec
+from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
+from sovereign_ai.strategies import create_strategy
+
+__all__ = [
+    "build_coordinator",
+    "build_strategy",
+    "initial_parameters",
+    "open_store",
+    "stage_config",
+    "test_set_evaluator",
+]
+
+
+def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[str, ConfigValue]:
+    """Scalars every task of the job carries: which model, and how to train it."""
+    model_options = spec.model.options
+    return {
+        "model": spec.model.name,
+        "model_options": json.dumps(model_options, sort_keys=True),
+        "num_features": num_features,
+        "num_classes": num_classes,
+        **spec.train.model_dump(),
+    }
+
+
+def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) -> Parameters:
+    """The global model before round 1, initialised from the job seed."""
+    model = create_model(
+        spec.model.name,
+        num_features=num_features,
+        num_classes=num_classes,
+        seed=spec.job.seed,
+        **spec.model.options,
+    )
+    return get_parameters(model)
+
+
+def build_strategy(spec: JobSpec) -> Strategy:
+    """The strategy the job names, with its options."""
+    return create_strategy(spec.strategy.name, **spec.strategy.options)
+
+
+def test_set_evaluator(
+    spec: JobSpec, features: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+) -> CentralEvaluator:
+    """Evaluate global parameters on a test set the coordinator holds."""
+    model = create_model(
+        spec.model.name,
+        num_features=features.shape[1],
+        num_classes=_num_classes(spec, labels),
+        seed=0,
+        **spec.model.options,
+    )
+
+    def _evaluate(parameters: Parameters) -> dict[str, float]:
+        set_parameters(model, parameters)
+        report = evaluate(model, features, labels)
+        return {"loss": report.loss, "accuracy": report.accuracy}
+
+    return _evaluate
+
+
+def _num_classes(spec: JobSpec, labels: npt.NDArray[np.int64]) -> int:
+    if spec.model.num_classes is not None:
+        return spec.model.num_classes
+    return max(2, int(labels.max()) + 1) if len(labels) else 2
+
+
+def build_coordinator(
+    spec: JobSpec,
+    *,
+    transport: Transport,
+    num_features: int,
+    num_classes: int,
+    store: CheckpointStore | None = None,
+    central_evaluator: CentralEvaluator | None = None,
+    observer: RoundObserver | None = None,
+) -> Coordinator:
+    """The job's coordinator over ``transport``: one construction for simulation and deployment."""
+    return Coordinator(
+        job_id=spec.job_id,
+        strategy=build_strategy(spec),
+        transport=transport,
+        initial_parameters=initial_parameters(
+            spec, num_features=num_features, num_classes=num_classes
+        ),
+        rounds=spec.job.rounds,
+        seed=spec.job.seed,
+        stage_config=stage_config(spec, num_features=num_features, num_classes=num_classes),
+        store=store,
+        round_timeout_s=spec.coordinator.round_timeout_s,
+        max_round_attempts=spec.coordinator.max_round_attempts,
+        evaluate_every=spec.coordinator.evaluate_every,
+        central_evaluator=central_evaluator,
+        observer=observer,
+        standardize_features=spec.coordinator.standardize_features,
+        wait_for_nodes=spec.coordinator.wait_for_nodes,
+        wait_for_nodes_s=spec.coordinator.wait_for_nodes_s,
+    )
+
+
+def open_store(spec: JobSpec, state_dir: str | Path) -> CheckpointStore:
+    """The durable state folder of ``spec``'s job, refusing one that belongs to another job."""
+    store = CheckpointStore(state_dir)
+    try:
+        store.bind_job(job_id=spec.job_id, spec_digest=spec.digest, spec_json=spec.canonical_json())
+    except BaseException:
+        store.close()
+        raise
+    return store

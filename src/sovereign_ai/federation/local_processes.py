@@ -1,0 +1,241 @@
+"""A whole federation on this machine, as real processes over gRPC with mutual TLS on loopback.
+
+Used by ``sovereign demo``, the fault tests and the benchmarks: it provisions a fresh federation
+(CA, coordinator and node certificates) for a free port, then starts ``sovereign coordinator
+start`` and ``sovereign node start`` as separate processes, exactly as sites would run them. Each
+process can be killed and restarted on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sovereign_ai.errors import ConfigError, FederationError
+from sovereign_ai.pki import parse_federation_spec, provision
+
+__all__ = ["LocalFederation", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sovereign_ai.cli", *args]
+
+
+@dataclass
+class LocalFederation:
+    """Provisioned kits and the processes of one local federation.
+
+    Parameters
+    ----------
+    folder
+        Working folder: ``kits/``, ``logs/`` and the coordinator's ``state/`` go here.
+    node_names
+        The nodes to provision.
+    port
+        Coordinator port on 127.0.0.1; a free one by default.
+    """
+
+    folder: Path
+    node_names: Sequence[str]
+    port: int = field(default_factory=free_port)
+    coordinator: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    nodes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)
+        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+
+    # Layout -------------------------------------------------------------------------------------
+    @property
+    def kits(self) -> Path:
+        """Where the provisioned kits are."""
+        return self.folder / "kits"
+
+    @property
+    def state(self) -> Path:
+        """The coordinator's state folder."""
+        return self.folder / "state"
+
+    def node_kit(self, name: str) -> Path:
+        """The kit folder of node ``name``."""
+        return self.kits / "nodes" / name
+
+    def log(self, name: str) -> Path:
+        """The log file of process ``name`` (``coordinator`` or a node)."""
+        return self.folder / "logs" / f"{name}.log"
+
+    # Lifecycle ----------------------------------------------------------------------------------
+    def provision(self, *, federation: str = "local-federation") -> None:
+        """Create the CA and every kit for ``localhost:<port>``."""
+        spec = parse_federation_spec(
+            {
+                "federation": {"name": federation},
+                "coordinator": {
+                    "name": "coordinator",
+                    "address": f"127.0.0.1:{self.port}",
+                    "hosts": ["127.0.0.1", "localhost"],
+                },
+                "nodes": [{"name": name} for name in self.node_names],
+            }
+        )
+        provision(spec, self.kits)
+
+    def start_coordinator(
+        self, job: Path, *, resume: bool = False, extra: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Start (or restart) the coordinator process on the job."""
+        args = [
+            "coordinator",
+            "start",
+            "--kit",
+            str(self.kits / "coordinator"),
+            "--job",
+            str(job),
+            "--state",
+            str(self.state),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            *extra,
+        ]
+        if resume:
+            args.append("--resume")
+        self.coordinator = self._spawn("coordinator", args)
+        return self.coordinator
+
+    def start_node(
+        self, name: str, data: Path, *, label: str, extra: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Start (or restart) node ``name`` on its data file."""
+        args = [
+            "node",
+            "start",
+            "--kit",
+            str(self.node_kit(name)),
+            "--data",
+            str(data),
+            "--label",
+            label,
+            *extra,
+        ]
+        self.nodes[name] = self._spawn(name, args)
+        return self.nodes[name]
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.log(name), "ab")  # noqa: SIM115  # the child owns it; closed on exit
+        env = {**os.environ, "COLUMNS": "100", "PYTHONUNBUFFERED": "1"}
+        try:
+            return subprocess.Popen(
+                _command(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder
+            )
+        finally:
+            log.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the coordinator or a node, as a crash would."""
+        process = self.coordinator if name == "coordinator" else self.nodes.get(name)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop every process still running (SIGTERM, then SIGKILL after 10 s)."""
+        processes = [p for p in [self.coordinator, *self.nodes.values()] if p is not None]
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 10
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def __enter__(self) -> LocalFederation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # Watching -----------------------------------------------------------------------------------
+    def durable_round(self) -> int:
+        """The last round the coordinator has made durable (-1 before round 0)."""
+        database = self.state / "rounds" / "state.db"
+        if not database.exists():
+            return -1
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+                row = db.execute("SELECT MAX(round_number) FROM rounds").fetchone()
+        except sqlite3.Error:
+            return -1
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def wait_for_round(self, round_number: int, *, timeout_s: float) -> int:
+        """Block until ``round_number`` is durable; fail if the coordinator exits first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            current = self.durable_round()
+            if current >= round_number:
+                return current
+            if self.coordinator is not None and self.coordinator.poll() is not None:
+                if self.durable_round() >= round_number:
+                    return self.durable_round()
+                raise FederationError(
+                    f"The coordinator exited with status {self.coordinator.returncode} before "
+                    f"round {round_number}; see {self.log('coordinator')}:\n"
+                    + self.tail("coordinator")
+                )
+            time.sleep(0.05)
+        raise FederationError(
+            f"Round {round_number} was not durable within {timeout_s:g} s; see "
+            f"{self.log('coordinator')}:\n" + self.tail("coordinator")
+        )
+
+    def round_metrics(self, round_number: int) -> dict[str, float]:
+        """The metrics the coordinator recorded for a durable round ({} if not there)."""
+        import json
+
+        database = self.state / "rounds" / "state.db"
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+                row = db.execute(
+                    "SELECT metrics_json FROM rounds WHERE round_number = ?", (round_number,)
+                ).fetchone()
+        except sqlite3.Error:
+            return {}
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def wait_for_coordinator(self, *, timeout_s: float) -> int:
+        """Wait for the coordinator process to exit; return its status."""
+        if self.coordinator is None:
+            raise ConfigError("The coordinator was never started.")
+        try:
+            return self.coordinator.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise FederationError(
+                f"The coordinator did not finish within {timeout_s:g} s:\n"
+                + self.tail("coordinator")
+            ) from exc
+
+    def tail(self, name: str, *, lines: int = 25) -> str:
+        """The last lines of a process's log."""
+        try:
+            text = self.log(name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,344 @@
+"""Tasks and results to protocol messages and back: headers, chunked payloads, checked reassembly.
+
+A task or result crosses the wire as one header message followed by its safetensors payload in
+data chunks. The header declares the payload's size and SHA-256; the receiver refuses a declared
+size above its limit before reading anything, stops reading as soon as more bytes arrive than
+declared, and refuses the payload if fewer arrive or the digest differs. Everything malformed
+becomes a :class:`~sovereign_ai.errors.SerializationError` naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
+from sovereign_ai.errors import SerializationError
+from sovereign_ai.federation.transports._proto import federation_pb2 as pb
+from sovereign_ai.federation.transports.grpc._limits import WireLimits
+
+__all__ = [
+    "TASK_ID_BYTES",
+    "Chunk",
+    "Payload",
+    "check_result_header",
+    "check_task_header",
+    "decode_result",
+    "decode_task",
+    "new_task_id",
+    "read_payload",
+    "refusal_message",
+    "result_messages",
+    "task_header",
+    "task_messages",
+]
+
+TASK_ID_BYTES = 16  # 128-bit random nonce per task
+_SHA256_BYTES = 32
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+Chunk = pb.TaskChunk | pb.ResultChunk
+
+
+def new_task_id() -> bytes:
+    """A fresh random 128-bit task id (``secrets``, not a counter: ids are unguessable)."""
+    return secrets.token_bytes(TASK_ID_BYTES)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parameters payload as it travels: safetensors bytes and their SHA-256."""
+
+    data: bytes
+    sha256: bytes
+
+    @classmethod
+    def of(cls, parameters: Parameters) -> Payload:
+        """Serialise ``parameters`` once (a stage sends the same global model to every node)."""
+        data = parameters.to_bytes()
+        return cls(data=data, sha256=hashlib.sha256(data).digest())
+
+
+# Encoding -----------------------------------------------------------------------------------------
+def task_header(task: Task, *, task_id: bytes, payload: Payload) -> pb.TaskHeader:
+    """The header announcing ``task``; raises SerializationError for unsendable settings."""
+    header = pb.TaskHeader(
+        task_id=task_id,
+        job_id=task.job_id,
+        round_number=task.round_number,
+        stage=task.stage.value,
+        node_id=task.node_id,
+        payload_size=len(payload.data),
+        payload_sha256=payload.sha256,
+    )
+    for key, value in task.config.items():
+        header.config[key].CopyFrom(_encode_value(key, value))
+    return header
+
+
+def _encode_value(key: str, value: ConfigValue) -> pb.ConfigValue:
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return pb.ConfigValue(bool_value=value)
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise SerializationError(f"Setting {key!r}={value} does not fit in 64 bits.")
+        return pb.ConfigValue(int_value=value)
+    if isinstance(value, float):
+        return pb.ConfigValue(float_value=value)
+    if isinstance(value, str):
+        return pb.ConfigValue(string_value=value)
+    raise SerializationError(
+        f"Setting {key!r} must be a bool, int, float or str; got {type(value).__name__}."
+    )
+
+
+def _chunks(data: bytes, chunk_size: int) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), chunk_size):
+        yield bytes(view[start : start + chunk_size])  # protobuf needs bytes; copies one chunk
+
+
+def task_messages(
+    header: pb.TaskHeader, payload: Payload, *, limits: WireLimits
+) -> Iterator[pb.TaskChunk]:
+    """The header, then the payload in chunks of at most ``limits.chunk_size_bytes``."""
+    yield pb.TaskChunk(header=header)
+    for data in _chunks(payload.data, limits.chunk_size_bytes):
+        yield pb.TaskChunk(data=data)
+
+
+def result_messages(
+    result: Result, *, task_id: bytes, limits: WireLimits
+) -> Iterator[pb.ResultChunk]:
+    """A result's header echoing ``task_id``, then its payload in chunks.
+
+    Raises
+    ------
+    SerializationError
+        At once (not when iterated) if the payload exceeds ``limits.max_payload_bytes``.
+    """
+    payload = Payload.of(result.parameters)
+    if len(payload.data) > limits.max_payload_bytes:
+        raise SerializationError(
+            f"The result payload is {len(payload.data)} bytes; the limit is "
+            f"{limits.max_payload_bytes}."
+        )
+    header = pb.ResultHeader(
+        task_id=task_id,
+        job_id=result.job_id,
+        round_number=result.round_number,
+        stage=result.stage.value,
+        node_id=result.node_id,
+        num_examples=result.num_examples,
+        payload_size=len(payload.data),
+        payload_sha256=payload.sha256,
+    )
+    for name, value in result.metrics.items():
+        header.metrics[name] = float(value)
+    return _stream(pb.ResultChunk(header=header), payload.data, limits.chunk_size_bytes)
+
+
+def _stream(first: pb.ResultChunk, data: bytes, chunk_size: int) -> Iterator[pb.ResultChunk]:
+    yield first
+    for part in _chunks(data, chunk_size):
+        yield pb.ResultChunk(data=part)
+
+
+def refusal_message(header: pb.TaskHeader, *, reason: str, limits: WireLimits) -> pb.ResultChunk:
+    """A payload-less result header: the node declined or failed the task ``header`` announced."""
+    return pb.ResultChunk(
+        header=pb.ResultHeader(
+            task_id=header.task_id,
+            job_id=header.job_id,
+            round_number=header.round_number,
+            stage=header.stage,
+            node_id=header.node_id,
+            error=(reason or "unspecified")[: limits.max_text_chars],
+        )
+    )
+
+
+# Decoding -----------------------------------------------------------------------------------------
+def _check_text(label: str, value: str, limits: WireLimits, *, allow_empty: bool = False) -> None:
+    if len(value) > limits.max_text_chars:
+        raise SerializationError(
+            f"The {label} is {len(value)} characters long; at most {limits.max_text_chars}."
+        )
+    if not value and not allow_empty:
+        raise SerializationError(f"The {label} is empty.")
+
+
+def _check_common(
+    kind: str, header: pb.TaskHeader | pb.ResultHeader, limits: WireLimits, *, has_payload: bool
+) -> None:
+    if header.ByteSize() > limits.max_header_bytes:
+        raise SerializationError(
+            f"The {kind} header is {header.ByteSize()} bytes; at most {limits.max_header_bytes}."
+        )
+    if len(header.task_id) != TASK_ID_BYTES:
+        raise SerializationError(
+            f"The {kind} header's task id has {len(header.task_id)} bytes; expected "
+            f"{TASK_ID_BYTES}."
+        )
+    _check_text(f"{kind} header's job id", header.job_id, limits)
+    _check_text(f"{kind} header's node id", header.node_id, limits)
+    _stage(header.stage)
+    if not has_payload:
+        return
+    if header.payload_size > limits.max_payload_bytes:
+        raise SerializationError(
+            f"The {kind} declares a payload of {header.payload_size} bytes; the limit is "
+            f"{limits.max_payload_bytes} (WireLimits.max_payload_bytes)."
+        )
+    if len(header.payload_sha256) != _SHA256_BYTES:
+        raise SerializationError(
+            f"The {kind} header's SHA-256 has {len(header.payload_sha256)} bytes; expected 32."
+        )
+
+
+def _stage(value: str) -> Stage:
+    try:
+        return Stage(value)
+    except ValueError:
+        known = ", ".join(stage.value for stage in Stage)
+        raise SerializationError(
+            f"Unknown stage {value[:80]!r}; this build handles: {known}."
+        ) from None
+
+
+def check_task_header(header: pb.TaskHeader, *, limits: WireLimits) -> None:
+    """Raise SerializationError unless ``header`` is a well-formed task header within limits."""
+    _check_common("task", header, limits, has_payload=True)
+    if len(header.config) > limits.max_config_entries:
+        raise SerializationError(
+            f"The task carries {len(header.config)} settings; at most {limits.max_config_entries}."
+        )
+    for key, value in header.config.items():
+        _check_text("setting name", key, limits)
+        if value.WhichOneof("kind") is None:
+            raise SerializationError(f"Setting {key[:80]!r} has no value.")
+
+
+def check_result_header(header: pb.ResultHeader, *, limits: WireLimits) -> None:
+    """Raise SerializationError unless ``header`` is a well-formed result header within limits."""
+    is_refusal = bool(header.error)
+    _check_common("result", header, limits, has_payload=not is_refusal)
+    if is_refusal:
+        _check_text("refusal reason", header.error, limits)
+        if header.payload_size:
+            raise SerializationError("A refusal must not carry a payload.")
+        return
+    if len(header.metrics) > limits.max_config_entries:
+        raise SerializationError(
+            f"The result carries {len(header.metrics)} metrics; at most "
+            f"{limits.max_config_entries}."
+        )
+    for name in header.metrics:
+        _check_text("metric name", name, limits)
+
+
+def read_payload(
+    messages: Iterable[object],
+    *,
+    declared_size: int,
+    declared_sha256: bytes,
+    limits: WireLimits,
+) -> bytes:
+    """Reassemble the data chunks that follow a header, checking size and digest.
+
+    Parameters
+    ----------
+    messages
+        The rest of the stream (anything but a chunk message is refused).
+    declared_size, declared_sha256
+        What the header announced (already checked against ``limits``).
+
+    Raises
+    ------
+    SerializationError
+        On an undecodable or non-data message, more or fewer bytes than declared, or a digest
+        mismatch.
+    """
+    hasher = hashlib.sha256()
+    parts: list[bytes] = []
+    received = 0
+    for message in messages:
+        if not isinstance(message, pb.TaskChunk | pb.ResultChunk):
+            raise SerializationError("A message of the stream is not a valid protocol buffer.")
+        if message.WhichOneof("part") != "data" or not message.data:
+            raise SerializationError(
+                "Expected a data chunk after the header; got a second header or an empty message."
+            )
+        received += len(message.data)
+        if received > declared_size:
+            raise SerializationError(
+                f"The stream carries more than the {declared_size} payload bytes it declared."
+            )
+        if len(message.data) > limits.max_message_bytes:  # gRPC enforces this already
+            raise SerializationError(f"A chunk of {len(message.data)} bytes exceeds the limit.")
+        hasher.update(message.data)
+        parts.append(message.data)
+    if received != declared_size:
+        raise SerializationError(
+            f"The stream ended after {received} of the {declared_size} payload bytes it declared "
+            "(truncated)."
+        )
+    if not secrets.compare_digest(hasher.digest(), declared_sha256):
+        raise SerializationError("The payload's SHA-256 differs from the one its header declared.")
+    data = b"".join(parts)
+    parts.clear()
+    return data
+
+
+def _parameters(payload: bytes) -> Parameters:
+    try:
+        return Parameters.from_bytes(payload)
+    except SerializationError:
+        raise
+    except Exception as exc:  # hostile bytes: any parser failure means a malformed payload
+        raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
+
+
+def _config(values: Mapping[str, pb.ConfigValue]) -> dict[str, ConfigValue]:
+    config: dict[str, ConfigValue] = {}
+    for key in sorted(values):  # map order is unspecified on the wire; make it deterministic
+        value = values[key]
+        kind = value.WhichOneof("kind")
+        if kind == "bool_value":
+            config[key] = value.bool_value
+        elif kind == "int_value":
+            config[key] = value.int_value
+        elif kind == "float_value":
+            config[key] = value.float_value
+        elif kind == "string_value":
+            config[key] = value.string_value
+        else:
+            raise SerializationError(f"Setting {key[:80]!r} has no value.")
+    return config
+
+
+def decode_task(header: pb.TaskHeader, payload: bytes) -> Task:
+    """The task a checked header and its reassembled payload describe."""
+    return Task(
+        job_id=header.job_id,
+        round_number=header.round_number,
+        stage=_stage(header.stage),
+        node_id=header.node_id,
+        parameters=_parameters(payload),
+        config=_config(header.config),
+    )
+
+
+def decode_result(header: pb.ResultHeader, payload: bytes) -> Result:
+    """The result a checked (non-refusal) header and its reassembled payload describe."""
+    return Result(
+        job_id=header.job_id,
+        round_number=header.round_number,
+        stage=_stage(header.stage),
+        node_id=header.node_id,
+        num_examples=header.num_examples,
+        parameters=_parameters(payload),
+        metrics={name: float(header.metrics[name]) for name in sorted(header.metrics)},
+    )

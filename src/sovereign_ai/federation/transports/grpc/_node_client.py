@@ -1,0 +1,390 @@
+"""The node's end of the deployment transport: dial out, pull a task, answer it, push the result.
+
+The node never listens on a port. It long-polls the coordinator, checks every task it receives
+(addressed to this node, never seen before, payload of the declared size and digest), hands it to
+its :class:`~sovereign_ai.federation.Node`, and pushes the answer back. When the coordinator is
+unreachable or restarts, the client reconnects on its own with bounded, jittered exponential
+backoff; a result it could not deliver is retried once the coordinator is back.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from sovereign_ai.core import Result, Task
+from sovereign_ai.errors import (
+    AuthenticationError,
+    ConfigError,
+    SerializationError,
+    SovereignError,
+    StaleMessageError,
+    TransportError,
+)
+from sovereign_ai.federation.transports._proto import federation_pb2 as pb
+from sovereign_ai.federation.transports.grpc._codec import (
+    check_task_header,
+    decode_task,
+    read_payload,
+    refusal_message,
+    result_messages,
+)
+from sovereign_ai.federation.transports.grpc._dial import open_channel, verify_coordinator
+from sovereign_ai.federation.transports.grpc._limits import WireLimits
+from sovereign_ai.federation.transports.grpc._service import (
+    NODE_ID_METADATA,
+    FederationStub,
+    Undecodable,
+    translate_rpc_error,
+)
+from sovereign_ai.federation.transports.inmemory import TaskHandler
+from sovereign_ai.pki import NodeKit
+
+__all__ = ["GrpcNodeClient"]
+
+logger = logging.getLogger(__name__)
+
+_SEEN_TASK_IDS = 65_536
+
+
+@dataclass
+class _Backoff:
+    """Exponential backoff with "equal jitter": a delay in [d/2, d], d doubling up to a cap."""
+
+    initial_s: float
+    max_s: float
+    rng: random.Random
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.initial_s * 2.0 ** min(self.attempt, 32))
+        self.attempt += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What to push for one task: a result, or the reason the node declined."""
+
+    header: pb.TaskHeader
+    result: Result | None
+    refusal: str | None
+
+
+class GrpcNodeClient:
+    """Connects one node to its coordinator and answers tasks until stopped.
+
+    Parameters
+    ----------
+    kit
+        The node's startup kit (certificate, key, CA, coordinator address).
+    node
+        Answers tasks; its ``node_id`` must be the kit's node name.
+    address
+        ``host:port`` to dial instead of the kit's coordinator address.
+    allow_insecure
+        Plaintext, naming the node in metadata. **For tests only.**
+    limits
+        Payload, chunk and header limits.
+    poll_wait_s
+        Longest one long-poll waits for a task.
+    connect_timeout_s
+        Deadline of the pre-flight TLS handshake that checks the coordinator's certificate.
+    transfer_timeout_s
+        Deadline for sending or receiving one payload.
+    backoff_initial_s, backoff_max_s
+        Reconnection delays double from the first up to the second (each jittered).
+    max_auth_failures
+        Consecutive refusals (of the coordinator's certificate, or of this node's) after which
+        :meth:`run` gives up with :class:`~sovereign_ai.errors.AuthenticationError`.
+    seed
+        Seeds the backoff jitter (tests).
+
+    Raises
+    ------
+    ConfigError
+        If ``node.node_id`` is not the kit's node name, or a setting is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        kit: NodeKit,
+        node: TaskHandler,
+        address: str | None = None,
+        allow_insecure: bool = False,
+        limits: WireLimits | None = None,
+        poll_wait_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        transfer_timeout_s: float = 600.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_auth_failures: int = 3,
+        seed: int | None = None,
+    ) -> None:
+        if node.node_id != kit.name:
+            raise ConfigError(
+                f"The node's id {node.node_id!r} must be the kit's node name {kit.name!r}."
+            )
+        for name, value in (
+            ("poll_wait_s", poll_wait_s),
+            ("connect_timeout_s", connect_timeout_s),
+            ("transfer_timeout_s", transfer_timeout_s),
+            ("backoff_initial_s", backoff_initial_s),
+            ("max_auth_failures", max_auth_failures),
+        ):
+            if not value > 0:
+                raise ConfigError(
+                    f"The {name!r} parameter of GrpcNodeClient must be > 0; got {value!r}."
+                )
+        if backoff_max_s < backoff_initial_s:
+            raise ConfigError(
+                f"The 'backoff_max_s' parameter of GrpcNodeClient must be >= backoff_initial_s "
+                f"({backoff_initial_s}); got {backoff_max_s!r}."
+            )
+        self._kit, self._node = kit, node
+        self._address = address or kit.coordinator_address
+        self._allow_insecure = allow_insecure
+        self._limits = limits or WireLimits()
+        self._poll_wait_s, self._connect_timeout_s = poll_wait_s, connect_timeout_s
+        self._transfer_timeout_s = transfer_timeout_s
+        self._backoff = _Backoff(backoff_initial_s, backoff_max_s, random.Random(seed))
+        self._max_auth_failures = max_auth_failures
+        self._metadata = ((NODE_ID_METADATA, kit.name),) if allow_insecure else ()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._channel: Any = None
+        self._stub: FederationStub | None = None
+        self._pull_call: Any = None
+        self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._unsent: _Answer | None = None
+        self.tasks_handled = 0
+        """Tasks this client answered (results and refusals the coordinator accepted)."""
+        self.coordinator_name: str | None = None
+        """The coordinator's name from its verified certificate, once connected."""
+        if allow_insecure:
+            logger.warning(
+                "INSECURE: node %r dials %s in PLAINTEXT without checking who answers. Use "
+                "allow_insecure=True only in tests.",
+                kit.name,
+                self._address,
+            )
+
+    @property
+    def node_id(self) -> str:
+        """The node this client runs."""
+        return self._kit.name
+
+    # Running ------------------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Run until :meth:`stop` is called (from another thread or a signal handler)."""
+        self.run(self._stop)
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to return; a long-poll in flight is cancelled."""
+        self._stop.set()
+        self._cancel_pull()
+
+    def run(self, stop_event: threading.Event) -> None:
+        """Answer tasks until ``stop_event`` is set.
+
+        Raises
+        ------
+        AuthenticationError
+            After ``max_auth_failures`` consecutive refusals: the server is not this federation's
+            coordinator, or the coordinator refuses this node (revoked, unknown, expired).
+        """
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch, args=(stop_event, done), name="sovereign-node-stop", daemon=True
+        )
+        watcher.start()
+        auth_failures = 0
+        try:
+            while not stop_event.is_set():
+                try:
+                    self._connect()
+                    self._flush_unsent()
+                    self._serve_one(stop_event)
+                except AuthenticationError as exc:
+                    self._disconnect()
+                    auth_failures += 1
+                    if auth_failures >= self._max_auth_failures:
+                        raise
+                    logger.warning(
+                        "Refused (%d/%d): %s", auth_failures, self._max_auth_failures, exc
+                    )
+                    stop_event.wait(self._backoff.next_delay())
+                    continue
+                except TransportError as exc:
+                    self._disconnect()
+                    if stop_event.is_set():
+                        break
+                    delay = self._backoff.next_delay()
+                    logger.warning("%s; reconnecting in %.1f s", exc, delay)
+                    stop_event.wait(delay)
+                    continue
+                except (StaleMessageError, SerializationError) as exc:
+                    logger.warning("Skipped a message: %s", exc)
+                auth_failures = 0
+                self._backoff.reset()
+        finally:
+            done.set()
+            self._disconnect()
+
+    def _watch(self, stop_event: threading.Event, done: threading.Event) -> None:
+        while not done.is_set():
+            if stop_event.wait(0.2):
+                self._cancel_pull()
+                return
+
+    def _cancel_pull(self) -> None:
+        with self._lock:
+            call = self._pull_call
+        if call is not None:
+            call.cancel()
+
+    # Connection ---------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        if self._stub is not None:
+            return
+        if not self._allow_insecure:
+            self.coordinator_name = verify_coordinator(
+                self._kit, address=self._address, timeout_s=self._connect_timeout_s
+            )
+        channel = open_channel(
+            self._kit,
+            address=self._address,
+            limits=self._limits,
+            allow_insecure=self._allow_insecure,
+        )
+        with self._lock:
+            self._channel, self._stub = channel, FederationStub(channel)
+        logger.info("Node %r connected to coordinator at %s", self.node_id, self._address)
+
+    def _disconnect(self) -> None:
+        with self._lock:
+            channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            channel.close()
+
+    def _require_stub(self) -> FederationStub:
+        with self._lock:
+            stub = self._stub
+        if stub is None:
+            raise TransportError("Not connected to the coordinator.")
+        return stub
+
+    # One task -----------------------------------------------------------------------------------
+    def _serve_one(self, stop_event: threading.Event) -> None:
+        request = pb.PullRequest(node_id=self.node_id, max_wait_ms=int(self._poll_wait_s * 1000))
+        call = self._require_stub().pull_task(
+            request,
+            timeout=self._poll_wait_s + self._transfer_timeout_s,
+            metadata=self._metadata,
+        )
+        with self._lock:
+            self._pull_call = call
+        try:
+            if stop_event.is_set():
+                call.cancel()
+            answer = self._receive(iter(call))
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc, action="PullTask", address=self._address) from exc
+        finally:
+            with self._lock:
+                self._pull_call = None
+            call.cancel()  # releases the stream if it was refused half-way
+        if answer is not None:
+            self._unsent = answer
+            self._flush_unsent()
+
+    def _receive(self, messages: Iterator[pb.TaskChunk | Undecodable]) -> _Answer | None:
+        first = next(messages, None)
+        if first is None:
+            return None  # no task within the long-poll
+        if not isinstance(first, pb.TaskChunk) or first.WhichOneof("part") != "header":
+            raise SerializationError("The coordinator's task stream does not start with a header.")
+        header = first.header
+        check_task_header(header, limits=self._limits)
+        if header.node_id != self.node_id:
+            logger.warning(
+                "Refused task %s addressed to node %r, not to this node %r.",
+                header.task_id.hex(),
+                header.node_id[:80],
+                self.node_id,
+            )
+            return None
+        if header.task_id in self._seen:
+            logger.warning("Refused task %s: this node has seen it before.", header.task_id.hex())
+            return None
+        try:
+            payload = read_payload(
+                messages,
+                declared_size=header.payload_size,
+                declared_sha256=header.payload_sha256,
+                limits=self._limits,
+            )
+            task = decode_task(header, payload)
+        except SerializationError as exc:
+            self._remember(header.task_id)
+            logger.warning("Refused task %s: %s", header.task_id.hex(), exc)
+            return _Answer(header, None, f"the task was malformed: {exc}")
+        self._remember(header.task_id)
+        return self._handle(header, task)
+
+    def _remember(self, task_id: bytes) -> None:
+        self._seen[task_id] = None
+        while len(self._seen) > _SEEN_TASK_IDS:
+            self._seen.popitem(last=False)
+
+    def _handle(self, header: pb.TaskHeader, task: Task) -> _Answer:
+        try:
+            result = self._node.handle(task)
+            result.check_answers(task)
+        except SovereignError as exc:
+            logger.warning("Declined %s task of round %d: %s", task.stage, task.round_number, exc)
+            return _Answer(header, None, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the node keeps serving; the coordinator learns why at once
+            logger.exception("The node failed on a %s task", task.stage)
+            return _Answer(header, None, f"unexpected {type(exc).__name__}: {exc}")
+        return _Answer(header, result, None)
+
+    def _flush_unsent(self) -> None:
+        """Push the pending answer; kept for a retry if the coordinator cannot be reached."""
+        answer = self._unsent
+        if answer is None:
+            return
+        messages: Iterator[pb.ResultChunk] | None = None
+        reason = answer.refusal or "declined"
+        if answer.result is not None:
+            try:
+                messages = result_messages(
+                    answer.result, task_id=answer.header.task_id, limits=self._limits
+                )
+            except SerializationError as exc:
+                reason = f"the result cannot be sent: {exc}"
+        if messages is None:
+            messages = iter([refusal_message(answer.header, reason=reason, limits=self._limits)])
+        try:
+            self._require_stub().push_result(
+                messages, timeout=self._transfer_timeout_s, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            error = translate_rpc_error(exc, action="PushResult", address=self._address)
+            if isinstance(error, TransportError):
+                raise error from exc  # unreachable or refused: keep the answer for a retry
+            self._unsent = None
+            raise error from exc
+        self._unsent = None
+        self.tasks_handled += 1

@@ -156,9 +156,7 @@ def test_live_server_survives_10000_hostile_messages(tmp_path: Path) -> None:
 
         @settings(FUZZ, max_examples=1200)
         @given(
-            method=st.sampled_from(
-                [("PullTask", "unary_stream"), ("Status", "unary_unary")]
-            ),
+            method=st.sampled_from([("PullTask", "unary_stream"), ("Status", "unary_unary")]),
             data=st.binary(max_size=256),
         )
         def fuzz_unary_bytes(method: tuple[str, str], data: bytes) -> None:

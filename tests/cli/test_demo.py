@@ -1,0 +1,54 @@
+"""`sovereign demo`: the comparison table, metrics JSON and plot, in-process and over gRPC."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sovereign_ai.cli.main import app
+
+
+def check_outputs(out: Path, *, mode: str) -> None:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["mode"] == mode
+    assert [r["round"] for r in metrics["rounds"]] == [1, 2, 3]
+    comparison = metrics["comparison"]
+    assert {"federated", "centralised", "northgate", "hillcrest"} <= set(comparison)
+    assert comparison["federated"]["accuracy"] > 0.8
+    assert (out / "accuracy_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_in_process_demo_prints_the_comparison(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--quick", "--in-process", "--out", str(tmp_path)], env={"COLUMNS": "120"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "centralised (all rows pooled)" in result.output
+    assert "hillcrest alone" in result.output
+    check_outputs(tmp_path, mode="in-process")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "sovereign_ai.cli", "demo", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "mutual TLS" in completed.stdout
+    check_outputs(tmp_path, mode="grpc-processes")
+    logs = tmp_path / "federation" / "logs"
+    assert sorted(p.stem for p in logs.glob("*.log")) == sorted(
+        ["coordinator", "northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
+    )
+    assert (tmp_path / "federation" / "kits" / "ca" / "ca.pem").exists()

@@ -159,9 +159,7 @@ def train(msg: Message, context: Context) -> Message:
         epochs=int(config["local-epochs"]),
         batch_size=int(config["batch-size"]),
         learning_rate=float(config["learning-rate"]),
-        seed=node_seed(
-            int(config["seed"]), int(config["server-round"]), f"node-{partition:03d}"
-        ),
+        seed=node_seed(int(config["seed"]), int(config["server-round"]), f"node-{partition:03d}"),
     )
     metrics = MetricRecord(
         {"train_loss": loss, "train_accuracy": accuracy, "num-examples": int(x.shape[0])}

@@ -8,7 +8,9 @@ venv)::
 ``JOB.json`` names the partition file, our initial parameters and the hyper-parameters. The
 simulation runs Flower's Message API (``ServerApp`` + ``ClientApp``, ``flwr.serverapp.strategy.
 FedAvg``) on its Ray backend with one CPU per client on this machine's cores. Telemetry (Flower's
-and Ray's) is switched off and Ray binds to loopback only.
+and Ray's) is switched off. Ray cannot be held to loopback: it resolves 127.0.0.1 to the address
+this machine routes by (a UDP ``connect`` towards a public DNS address, which sends no packet) and
+its GCS listens on every interface; ``flower_compare.py`` reports the addresses its processes used.
 """
 
 from __future__ import annotations
@@ -25,21 +27,22 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
-import warnings  # noqa: E402
+import warnings
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402, N812
-from _flower_app import app as client_app  # noqa: E402
-from _flower_app import build_mlp  # noqa: E402
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord  # noqa: E402
-from flwr.serverapp import Grid, ServerApp  # noqa: E402
-from flwr.serverapp.strategy import FedAvg  # noqa: E402
-from flwr.simulation import run_simulation  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+from flwr.simulation import run_simulation
+
+from _flower_app import app as client_app
+from _flower_app import build_mlp
 
 
 def main(job_path: str) -> None:
-    job = json.loads(open(job_path, encoding="utf-8").read())  # noqa: PTH123, SIM115
+    job = json.loads(open(job_path, encoding="utf-8").read())  # noqa: SIM115
     torch.set_num_threads(1)
     with np.load(job["data"]) as archive:
         test_x = torch.from_numpy(archive["held_out_x"])
@@ -109,7 +112,6 @@ def main(job_path: str) -> None:
             "num_cpus": int(job["cpus"]),
             "num_gpus": 0,
             "include_dashboard": False,
-            "_node_ip_address": "127.0.0.1",
             "logging_level": "error",
             "log_to_driver": False,
         },
@@ -131,6 +133,7 @@ def main(job_path: str) -> None:
         json.dumps({"framework": "flower", "job_s": job_s, "round_end_s": ends, **figures}),
         flush=True,
     )
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -60,8 +60,9 @@ class RoundClock:
 
 
 def main(job_path: str) -> None:
-    job = json.loads(open(job_path, encoding="utf-8").read())  # noqa: PTH123, SIM115
-    torch.set_num_threads(1)  # one intra-op thread per worker, as the CLI runs simulations
+    job = json.loads(open(job_path, encoding="utf-8").read())  # noqa: SIM115
+    # One intra-op thread per worker, as the CLI runs simulations (bench/backends.py also tries 2).
+    torch.set_num_threads(int(job.get("torch_threads", 1)))
     spec = parse_job_spec(job["spec"], source="benchmark job")
     setup = prepare_simulation(spec)
     digest = partition_digest(setup)
@@ -78,6 +79,7 @@ def main(job_path: str) -> None:
                 "framework": "ours",
                 "backend": spec.simulation.backend.value,
                 "workers": spec.simulation.workers,
+                "torch_threads": torch.get_num_threads(),
                 "job_s": job_s,
                 "round_end_s": clock.ends,
                 "central_accuracy": [r.metrics.get("central_accuracy") for r in history.rounds],

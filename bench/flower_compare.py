@@ -33,30 +33,39 @@ Each side runs as its own process; wall time is measured from launch to exit (``
 inside the process from the start of the simulation call to its return (``job``: Ray start-up and
 actor creation for Flower, worker pool and statistics stage for ours), plus the median round after
 the first (``steady round``). Peak memory is the sum over the process tree (Ray's workers and our
-process pool included), sampled every 50 ms with psutil: RSS (counts shared library pages once per
-process) and PSS (shares them out; the fairer figure).
+process pool included), sampled with psutil: RSS every 0.1 s (counts shared library pages once per
+process) and PSS every 2 s (shares them out; the fairer figure). ``--repeats N`` runs every side N
+times and reports the median of each figure (the spread goes to the JSON file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _harness import BENCH_DIR, RESULTS_DIR, TreeMemory, job_document, ratio, write_result
-from _ours_job import partition_digest
 from rich.console import Console
 from rich.table import Table
 
+from _harness import (
+    BENCH_DIR,
+    RESULTS_DIR,
+    background_note,
+    command_line,
+    console,
+    job_document,
+    median_of_runs,
+    ratio,
+    run_job_process,
+    write_result,
+)
+from _ours_job import partition_digest
 from sovereign_ai.federation import (
     JobSpec,
     SimulationSetup,
@@ -72,7 +81,7 @@ TORCH_PIN = "torch==2.13.0"  # the local CPU wheel the project's venv uses too
 CPUS = 2  # this machine's cores; Ray gets them all, one per client actor
 
 
-def ensure_flower_venv(console: Console) -> dict[str, str]:
+def ensure_flower_venv(out: Console) -> dict[str, str]:
     """Create ``bench/.flower-venv`` with Flower on first use; return the installed versions.
 
     Raises
@@ -91,7 +100,7 @@ def ensure_flower_venv(console: Console) -> dict[str, str]:
                 "flwr[simulation]", "numpy", "scikit-learn",
             ],
         ]  # fmt: skip
-        with console.status("Creating bench/.flower-venv (Flower + Ray + CPU torch)..."):
+        with out.status("Creating bench/.flower-venv (Flower + Ray + CPU torch)..."):
             for step in steps:
                 done = subprocess.run(step, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
@@ -130,7 +139,7 @@ def job_spec(*, nodes: int, rounds: int, seed: int, backend: str) -> JobSpec:
 
 
 def write_partition(setup: SimulationSetup, path: Path) -> None:
-    """Every node's training and local test rows, concatenated with offsets, plus the held-out set."""
+    """Each node's training and local test rows (concatenated, with offsets); the held-out rows."""
     arrays: dict[str, np.ndarray] = {}
     for part in ("train", "test"):
         xs = [getattr(n.data, f"{part}_features") for n in setup.nodes]
@@ -158,39 +167,8 @@ def write_initial(spec: JobSpec, setup: SimulationSetup, path: Path) -> None:
     np.savez(path, **{name: np.asarray(value) for name, value in start.items()})
 
 
-def run_side(python: Path, script: str, job_path: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run one side as its own process; add its process wall time and tree memory peaks."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [str(python), str(BENCH_DIR / script), str(job_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=BENCH_DIR,
-    )
-    memory = TreeMemory(process.pid).start()
-    stdout, stderr = process.communicate()
-    process_s = time.perf_counter() - start
-    memory.stop()
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"{script} failed ({process.returncode}):\n{stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(lines[-1])
-    ends = figures["round_end_s"]
-    figures["process_s"] = process_s
-    figures["first_round_end_s"] = ends[0]
-    figures["steady_round_s"] = statistics.median(np.diff(ends)) if len(ends) > 1 else ends[0]
-    figures["final_accuracy"] = figures["central_accuracy"][-1]
-    figures.update(memory.to_json())
-    return figures
-
-
-def compare(nodes: int, *, rounds: int, seed: int, console: Console) -> dict[str, Any]:
+def compare(nodes: int, *, rounds: int, seed: int, repeats: int, out: Console) -> dict[str, Any]:
     """Run Flower, ours (threads) and ours (processes) on one job; return every figure."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update({"FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0"})
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     with tempfile.TemporaryDirectory(prefix="flower-compare-") as folder:
         work = Path(folder)
         thread_spec = job_spec(nodes=nodes, rounds=rounds, seed=seed, backend="thread")
@@ -211,17 +189,22 @@ def compare(nodes: int, *, rounds: int, seed: int, console: Console) -> dict[str
             "init": str(work / "initial.npz"),
             "partition_digest": partition_digest(setup),
         }
-        sides: dict[str, dict[str, Any]] = {}
+        jobs: dict[str, tuple[Path, Path | None]] = {}
         for label, backend in (("ours (threads)", "thread"), ("ours (processes)", "process")):
             spec = job_spec(nodes=nodes, rounds=rounds, seed=seed, backend=backend)
             job_path = work / f"ours-{backend}.json"
             job_path.write_text(json.dumps({**common, "spec": spec.model_dump(mode="json")}))
-            with console.status(f"{nodes} nodes: {label}..."):
-                sides[label] = run_side(Path(sys.executable), "_ours_job.py", job_path, env)
+            jobs[label] = (job_path, None)
         job_path = work / "flower.json"
         job_path.write_text(json.dumps(common))
-        with console.status(f"{nodes} nodes: Flower (Ray backend)..."):
-            sides["flower"] = run_side(FLOWER_PYTHON, "_flower_job.py", job_path, env)
+        jobs["flower"] = (job_path, FLOWER_PYTHON)
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in jobs}
+        for repeat in range(repeats):  # interleaved, so drift of the machine hits every side
+            for label, (path, python) in jobs.items():
+                script = "_ours_job.py" if python is None else "_flower_job.py"
+                with out.status(f"{nodes} nodes: {label} (run {repeat + 1}/{repeats})..."):
+                    runs[label].append(run_job_process(script, path, python=python))
+        sides = {label: median_of_runs(label_runs) for label, label_runs in runs.items()}
     rows = [len(n.data.train_labels) for n in setup.nodes]
     return {
         "nodes": nodes,
@@ -244,7 +227,7 @@ def compare(nodes: int, *, rounds: int, seed: int, console: Console) -> dict[str
     }
 
 
-def report(results: list[dict[str, Any]], console: Console) -> None:
+def report(results: list[dict[str, Any]], out: Console) -> None:
     """One table per node count: absolute figures with the ratio to Flower beside each."""
     for result in results:
         table = Table(
@@ -263,7 +246,7 @@ def report(results: list[dict[str, Any]], console: Console) -> None:
 
             accuracy = f"{side['final_accuracy']:.4f}"
             if r is not None:
-                accuracy += f" ({r['accuracy_points']:+.1f} pts)"
+                accuracy += f" ({round(r['accuracy_points'], 1) + 0.0:+.1f} pts)"
             table.add_row(
                 label,
                 cell(f"{side['process_s']:.1f} s", "process_wall"),
@@ -275,7 +258,15 @@ def report(results: list[dict[str, Any]], console: Console) -> None:
                 accuracy,
                 style="bold" if side is flower else "",
             )
-        console.print(table)
+        out.print(table)
+        every_run = [run for side in result["sides"].values() for run in side["repeats"]]
+        out.print(background_note(every_run))
+        for key, what in (
+            ("remote_addresses_seen", "other machines"),
+            ("own_interface_addresses_seen", "this machine's own non-loopback addresses"),
+        ):
+            seen = {label: side[key] for label, side in result["sides"].items() if side[key]}
+            out.print(f"Connections to {what} (checked every 2 s): {seen or 'none'}")
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -313,23 +304,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--rounds", type=int, default=None, help="override the round count")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per side (median reported)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 20)
-    console = Console()
+    out = console()
     try:
-        versions = ensure_flower_venv(console)
+        versions = ensure_flower_venv(out)
     except RuntimeError as exc:
-        console.print(f"[red]Flower could not be installed; nothing compared.[/]\n{exc}")
+        out.print(f"[red]Flower could not be installed; nothing compared.[/]\n{exc}")
         write_result("flower_compare", {"flower_unavailable": str(exc)})
         return 1
-    console.print(f"Flower side: {versions} in {FLOWER_VENV}")
-    results = [compare(n, rounds=rounds, seed=args.seed, console=console) for n in args.nodes]
-    report(results, console)
+    out.print(f"Flower side: {versions} in {FLOWER_VENV}")
+    results = [
+        compare(n, rounds=rounds, seed=args.seed, repeats=args.repeats, out=out) for n in args.nodes
+    ]
+    report(results, out)
     plot(results, RESULTS_DIR / "flower_compare.png")
     path = write_result(
         "flower_compare",
         {
-            "command": "python bench/flower_compare.py" + (" --quick" if args.quick else ""),
+            "command": command_line("flower_compare.py", argv),
             "flower_versions": versions,
             "job": {
                 "dataset": "digits",
@@ -345,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
     )
-    console.print(f"Results: {path}\nPlot:    {RESULTS_DIR / 'flower_compare.png'}")
+    out.print(f"Results: {path}\nPlot:    {RESULTS_DIR / 'flower_compare.png'}")
     return 0
 
 

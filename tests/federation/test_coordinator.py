@@ -181,3 +181,14 @@ def test_resume_continues_and_refuses_without_flag(tmp_path: Path) -> None:
 def test_bad_coordinator_settings(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=key):
         coordinator([ScriptedNode("a", 1.0)], **{key: value})
+
+
+class FailingNode(ScriptedNode):
+    def handle(self, task: Task) -> Result:
+        raise ConfigError("this node has no GPU-sized model")
+
+
+def test_failing_nodes_reasons_reach_the_error() -> None:
+    nodes = [ScriptedNode("a", 1.0), FailingNode("b", 2.0), FailingNode("c", 2.0)]
+    with pytest.raises(InsufficientNodesError, match="b, c: ConfigError: this node has no GPU"):
+        coordinator(nodes, max_round_attempts=1).run()

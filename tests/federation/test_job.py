@@ -39,10 +39,27 @@ def test_good_spec_parses_with_options(tmp_path: Path) -> None:
     assert spec.job_id.startswith("t-")
 
 
-def test_job_id_changes_with_spec(tmp_path: Path) -> None:
+def test_job_id_changes_with_what_shapes_the_model(tmp_path: Path) -> None:
     a = load_job_spec(write(tmp_path, GOOD))
-    b = load_job_spec(write(tmp_path, GOOD.replace("rounds = 3", "rounds = 4")))
+    b = load_job_spec(write(tmp_path, GOOD.replace("hidden = [8]", "hidden = [9]")))
     assert a.job_id != b.job_id
+
+
+def test_job_id_ignores_operational_settings(tmp_path: Path) -> None:
+    a = load_job_spec(write(tmp_path, GOOD))
+    changed = GOOD.replace("rounds = 3", "rounds = 40") + (
+        "\n[coordinator]\nround_timeout_s = 5\nwait_for_nodes = 3\n"
+        '[simulation]\nbackend = "process"\n'
+    )
+    b = load_job_spec(write(tmp_path, changed))
+    assert a.job_id == b.job_id
+    assert a.canonical_json() != b.canonical_json()
+
+
+def test_inconsistent_train_settings_are_refused_before_running(tmp_path: Path) -> None:
+    text = GOOD + '\n[train]\noptimizer = "adam"\nmomentum = 0.9\n'
+    with pytest.raises(ConfigError, match="momentum"):
+        load_job_spec(write(tmp_path, text))
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,27 @@ def test_missing_data_section_is_explained() -> None:
     del document["data"]
     with pytest.raises(ConfigError, match=r"\[data\]"):
         run_simulation(parse_job_spec(document))
+
+
+def test_resume_with_more_rounds_matches_a_longer_run(tmp_path: Path) -> None:
+    run_simulation(spec(job={"rounds": 2}), state_dir=tmp_path / "a")
+    resumed, _ = run_simulation(spec(job={"rounds": 4}), state_dir=tmp_path / "a", resume=True)
+    straight, _ = run_simulation(spec(job={"rounds": 4}))
+    assert resumed.resumed_from == 2
+    assert [r.round_number for r in resumed.rounds] == [3, 4]
+    assert resumed.parameters == straight.parameters
+
+
+def test_stated_dimensions_must_match_the_data() -> None:
+    with pytest.raises(ConfigError, match=r"model\.num_features"):
+        prepare_simulation(spec(model={"num_features": 99}))
+
+
+def test_quorum_larger_than_the_federation_is_refused_up_front() -> None:
+    with pytest.raises(ConfigError, match="at least 7 nodes"):
+        prepare_simulation(spec(strategy={"name": "krum", "num_malicious": 2}))
+
+
+def test_unknown_dataset_name_lists_the_bundled_ones() -> None:
+    with pytest.raises(ConfigError, match="breast_cancer"):
+        prepare_simulation(spec(data={"dataset": "mnist"}))

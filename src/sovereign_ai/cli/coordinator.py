@@ -16,7 +16,12 @@ from rich.table import Table
 
 from sovereign_ai.cli._errors import friendly_errors
 from sovereign_ai.cli.progress import RoundProgress
-from sovereign_ai.cli.report import history_to_json, plot_history, write_json
+from sovereign_ai.cli.report import (
+    complete_history,
+    history_to_json,
+    plot_history,
+    write_json,
+)
 from sovereign_ai.federation import RoundObserver, RoundReport
 
 if TYPE_CHECKING:
@@ -136,6 +141,7 @@ def start(
             transport.close()
     if history.resumed_from:
         console.print(f"Resumed after round {history.resumed_from}.")
+    history = complete_history(history, folder / "rounds")
     write_json(folder / "metrics.json", {"job_id": spec.job_id, "rounds": history_to_json(history)})
     if history.rounds:
         plot_history(history, folder / "plot.png", title=spec.job.name)

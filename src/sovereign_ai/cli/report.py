@@ -13,6 +13,7 @@ from sovereign_ai.federation import BaselineScore, FederationHistory, RoundRepor
 
 __all__ = [
     "comparison_table",
+    "complete_history",
     "history_from_json",
     "history_to_json",
     "plot_history",
@@ -78,6 +79,28 @@ def history_from_json(rounds: Sequence[dict[str, Any]]) -> FederationHistory:
             )
             for r in rounds
         ]
+    )
+
+
+def complete_history(history: FederationHistory, state_dir: Path) -> FederationHistory:
+    """Every durable round of the job, not only those this process ran (after ``--resume``).
+
+    Rounds run before a resume keep their metrics; who took part in them is not recorded.
+    """
+    from sovereign_ai.federation import CheckpointStore
+
+    ran = {report.round_number: report for report in history.rounds}
+    with CheckpointStore(state_dir) as store:
+        recorded = store.history()
+    rounds = []
+    for entry in recorded:
+        number = int(entry.pop("round"))
+        rounds.append(
+            ran.get(number)
+            or RoundReport(round_number=number, cohort=[], answered=[], failures={}, metrics=entry)
+        )
+    return FederationHistory(
+        rounds=rounds, parameters=history.parameters, resumed_from=history.resumed_from
     )
 
 

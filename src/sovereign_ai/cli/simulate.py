@@ -10,7 +10,12 @@ from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
 from sovereign_ai.cli.progress import RoundProgress
-from sovereign_ai.cli.report import history_to_json, plot_history, write_json
+from sovereign_ai.cli.report import (
+    complete_history,
+    history_to_json,
+    plot_history,
+    write_json,
+)
 from sovereign_ai.federation import load_job_spec, run_simulation
 
 __all__ = ["simulate"]
@@ -51,6 +56,9 @@ def simulate(
     console.print(setup.summary.to_table())
     if history.resumed_from:
         console.print(f"Resumed after round {history.resumed_from}.")
+        if not history.rounds:
+            console.print(f"Nothing left to run: all {spec.job.rounds} rounds were done.")
+    history = complete_history(history, folder / "state")
     last = history.rounds[-1].metrics if history.rounds else {}
     if "central_accuracy" in last:
         console.print(

@@ -231,7 +231,7 @@ class Coordinator:
             folder = str(self.store.directory) if self.store is not None else "?"
             raise ConfigError(
                 f"The state folder {folder!r} already holds round "
-                f"{latest.round_number} of this job; pass resume=True (--resume) to continue it, "
+                f"{latest.round_number} of this job; resume it (--resume on the command line) "
                 "or choose an empty folder to start over."
             )
         self.strategy.load_state_dict(latest.strategy_state)
@@ -259,6 +259,7 @@ class Coordinator:
                 answered=[r.node_id for r in results],
                 missing=sorted(outcome.failures),
                 minimum=self.strategy.min_train_nodes,
+                reason=_failure_summary(outcome.failures),
             )
         width = parameters["input_mean"].shape
         count = sum(float(r.parameters["count"][0]) for r in results)
@@ -296,6 +297,7 @@ class Coordinator:
                         answered=sorted(r.node_id for r in results),
                         missing=sorted(outcome.failures),
                         minimum=self.strategy.min_train_nodes,
+                        reason=_failure_summary(outcome.failures),
                     )
             except InsufficientNodesError as exc:
                 logger.warning("Round %d attempt %d: %s", round_number, attempt, exc)
@@ -399,6 +401,20 @@ class Coordinator:
                 continue
             accepted[result.node_id] = result
         return [accepted[node] for node in sorted(accepted)]
+
+
+def _failure_summary(failures: Mapping[str, str], *, limit: int = 3) -> str | None:
+    """The reasons nodes gave for failing, grouped, so the person sees *why* a round fell short."""
+    if not failures:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for node, reason in sorted(failures.items()):
+        by_reason.setdefault(reason, []).append(node)
+    parts = [
+        f"{', '.join(nodes[:limit])}{' and others' if len(nodes) > limit else ''}: {reason}"
+        for reason, nodes in list(by_reason.items())[:limit]
+    ]
+    return "Reasons: " + "; ".join(parts)
 
 
 def _weighted_train_metrics(results: Sequence[Result]) -> dict[str, float]:

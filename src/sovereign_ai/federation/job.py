@@ -176,6 +176,19 @@ class SimulationSection(_Strict):
     workers: int = Field(default=2, gt=0, le=256)
 
 
+_OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {
+    "job": ("rounds",),
+    "coordinator": (
+        "round_timeout_s",
+        "max_round_attempts",
+        "evaluate_every",
+        "wait_for_nodes",
+        "wait_for_nodes_s",
+    ),
+    "simulation": (),  # every key
+}
+
+
 class JobSpec(_Strict):
     """A whole job: every section, validated."""
 
@@ -193,8 +206,18 @@ class JobSpec(_Strict):
 
     @property
     def digest(self) -> str:
-        """SHA-256 of :meth:`canonical_json`; a checkpoint refuses to resume another job."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """SHA-256 of every setting that shapes the model; a checkpoint refuses any other job.
+
+        Operational settings are left out (the number of rounds, deadlines, retries, evaluation
+        cadence, waiting for nodes, the simulation backend), so a stopped job can be resumed with
+        more rounds or a longer deadline, and still yields the model an uninterrupted run would.
+        """
+        document = self.model_dump(mode="json")
+        for section, keys in _OPERATIONAL_KEYS.items():
+            for key in keys or list(document.get(section) or {}):
+                (document.get(section) or {}).pop(key, None)
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def job_id(self) -> str:
@@ -228,12 +251,13 @@ def parse_job_spec(document: dict[str, Any], *, source: str = "job spec") -> Job
 
 def _check_registered_names(spec: JobSpec) -> None:
     """Refuse unknown model or strategy names and strategy options before anything runs."""
-    from sovereign_ai.learning import model_names
+    from sovereign_ai.learning import TrainConfig, model_names
     from sovereign_ai.strategies import create_strategy
 
     if spec.model.name not in model_names():
         raise UnknownNameError("model", spec.model.name, model_names())
     create_strategy(spec.strategy.name, **spec.strategy.options)
+    TrainConfig(**spec.train.model_dump())
 
 
 def load_job_spec(path: str | Path) -> JobSpec:

@@ -57,7 +57,8 @@ class LocalFederation:
     nodes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.folder = Path(self.folder)
+        # Absolute, because every process runs with this folder as its working directory.
+        self.folder = Path(self.folder).resolve()
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
 
     # Layout -------------------------------------------------------------------------------------

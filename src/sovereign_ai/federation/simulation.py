@@ -26,7 +26,12 @@ from sovereign_ai.data import (
 )
 from sovereign_ai.data import builtin_names as builtin_dataset_names
 from sovereign_ai.errors import ConfigError
-from sovereign_ai.federation.assembly import build_coordinator, open_store, test_set_evaluator
+from sovereign_ai.federation.assembly import (
+    build_coordinator,
+    build_strategy,
+    open_store,
+    test_set_evaluator,
+)
 from sovereign_ai.federation.coordinator import CentralEvaluator, FederationHistory, RoundObserver
 from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
 from sovereign_ai.federation.node import LocalData, Node
@@ -69,6 +74,12 @@ def load_dataset(section: DataSection) -> Dataset:
     if section.dataset in builtin_dataset_names():
         return load_builtin(section.dataset)
     path = Path(section.dataset)
+    if not path.suffix:
+        raise ConfigError(
+            f"The 'data.dataset' key must be a bundled dataset "
+            f"({', '.join(builtin_dataset_names())}) or a .csv, .parquet or .npz file; "
+            f"got {section.dataset!r}."
+        )
     if path.suffix.lower() == ".npz":
         return load_file(path)
     if section.label is None:
@@ -93,6 +104,15 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
         raise ConfigError("Simulation needs a [data] section in the job spec; it is missing.")
     section = spec.data
     data = dataset if dataset is not None else load_dataset(section)
+    for key, stated, actual in (
+        ("num_features", spec.model.num_features, data.num_features),
+        ("num_classes", spec.model.num_classes, data.num_classes),
+    ):
+        if stated is not None and stated != actual:
+            raise ConfigError(
+                f"The 'model.{key}' key says {stated} but the dataset {data.name!r} has {actual}; "
+                "remove the key (simulation reads it from the data) or correct it."
+            )
     pool, held_out = train_test_split(data, test_fraction=section.test_fraction, seed=spec.job.seed)
     if section.partition == "natural":
         if pool.groups is None:
@@ -115,6 +135,13 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
     if len(names) != len(parts):
         raise ConfigError(
             f"The 'data.node_names' key lists {len(names)} names for {len(parts)} nodes."
+        )
+    quorum = build_strategy(spec).min_train_nodes
+    if quorum > len(parts):
+        raise ConfigError(
+            f"The strategy {spec.strategy.name!r} needs at least {quorum} nodes per round (its "
+            f"'min_train_nodes' or quorum) but the simulation has {len(parts)}; raise "
+            "'data.nodes' or lower the strategy's requirement."
         )
     rng = np.random.default_rng([spec.job.seed, 1])
     nodes = []

@@ -63,6 +63,9 @@ _NODE_CONFIG_TEMPLATE = """\
 data = "path/to/your/data.csv"
 # The column that holds the value to predict.
 label = "label"
+# The federation's class names in the agreed order, so every site numbers labels alike (a site
+# may hold only some of them). Without it, the sorted labels found in your file are used.
+# classes = ["benign", "malignant"]
 """
 
 

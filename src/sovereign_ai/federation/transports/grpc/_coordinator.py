@@ -90,7 +90,7 @@ class GrpcCoordinatorTransport:
         poll_wait_s: float = 10.0,
         liveness_window_s: float | None = None,
         max_workers: int = 64,
-        max_streams_per_connection: int = 16,
+        max_streams_per_connection: int = 100,
         watch_kit_folder: bool = True,
     ) -> None:
         _positive("poll_wait_s", poll_wait_s)

@@ -1,0 +1,100 @@
+"""Run every benchmark that needs nothing beyond the project's own environment (``make bench``).
+
+Run::
+
+    .venv/bin/python bench/run_all.py                 # accuracy, scale, backends (~10 min)
+    .venv/bin/python bench/run_all.py --quick         # their quick variants (~4 min)
+    .venv/bin/python bench/run_all.py --with-flower   # also bench/flower_compare.py, which
+                                                      # installs Flower into bench/.flower-venv
+
+Each benchmark runs as its own process, prints its tables and writes ``bench/results/<name>.json``;
+this script then prints the headline figures of all of them. ``docs/benchmarks.md`` explains each
+figure and records a run on the reference machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from _harness import BENCH_DIR, RESULTS_DIR, console
+
+BENCHMARKS = ("accuracy", "scale", "backends")
+
+
+def headline(name: str, document: dict[str, Any]) -> list[str]:
+    """The figures of one results file that answer the foundation issue, one line each."""
+    lines: list[str] = []
+    if name == "accuracy":
+        for result in document["results"]:
+            s = result["summary"]
+            lines.append(
+                f"{result['case']}: federated {s['federated']['mean']:.3f} vs centralised "
+                f"{s['centralised']['mean']:.3f} = {s['ratio_vs_centralised']['mean']:.3f}x "
+                f"({s['difference_points']['mean']:+.2f} ± {s['difference_points']['std']:.2f} "
+                f"pts; within 1 pt: {'yes' if s['target_met'] else 'no'})"
+            )
+    elif name == "scale":
+        big = next(iter(document["runs"].values()))
+        r = document["ratios"]
+        lines.append(
+            f"{big['nodes']} nodes: {big['rounds_per_minute_steady']:.1f} rounds/min "
+            f"({r['rounds_per_minute_vs_plain_loop']:.2f}x a plain torch loop; serial "
+            f"{r['rounds_per_minute_serial_vs_plain_loop']:.2f}x), peak RSS "
+            f"{big['peak_rss_mib']:.0f} MiB (target < {document['target_peak_rss_mib']} MiB: "
+            f"{'met' if document['target_met'] else 'not met'})"
+        )
+    elif name == "backends":
+        for model, configurations in document["results"].items():
+            parts = [
+                f"{label} {figures['vs_serial']['steady_round']:.2f}x"
+                for label, figures in configurations.items()
+                if label != "serial"
+            ]
+            lines.append(f"{model}: steady round vs serial: " + ", ".join(parts))
+    elif name == "flower_compare" and "results" in document:
+        for result in document["results"]:
+            r = result["ratios_vs_flower"]["ours (threads)"]
+            lines.append(
+                f"{result['nodes']} nodes: ours/Flower wall {r['job_wall']:.2f}x (job), "
+                f"{r['process_wall']:.2f}x (process), peak RSS {r['peak_rss']:.2f}x, accuracy "
+                f"{r['accuracy_points']:+.1f} pts"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the quick variant of each benchmark")
+    parser.add_argument(
+        "--with-flower",
+        action="store_true",
+        help="also compare with Flower (installs it into bench/.flower-venv on first use)",
+    )
+    args = parser.parse_args(argv)
+    names = [*BENCHMARKS, "flower_compare"] if args.with_flower else list(BENCHMARKS)
+    out = console()
+    failed = []
+    for name in names:
+        out.rule(f"[bold]{name}")
+        command = [sys.executable, str(BENCH_DIR / f"{name}.py")]
+        if args.quick:
+            command.append("--quick")
+        if subprocess.run(command, check=False).returncode != 0:
+            failed.append(name)
+    out.rule("[bold]Headline figures (ratios against baselines measured in the same run)")
+    for name in names:
+        path = RESULTS_DIR / f"{name}.json"
+        if name in failed or not path.exists():
+            out.print(f"[red]{name}: failed, no results[/]")
+            continue
+        for line in headline(name, json.loads(path.read_text(encoding="utf-8"))):
+            out.print(f"{name}: {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

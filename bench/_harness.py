@@ -44,6 +44,7 @@ __all__ = [
     "mean_std",
     "median_of_runs",
     "ratio",
+    "result_name",
     "run_job_process",
     "subprocess_env",
     "wait_until_quiet",
@@ -101,6 +102,12 @@ def background_note(runs: Sequence[Mapping[str, Any]]) -> str:
     if worst > 0.2 or steal > 0.2:
         return f"[red]{line}: the machine was shared, timings are suspect.[/]"
     return f"[dim]{line}.[/]"
+
+
+def result_name(base: str, *, quick: bool = False, custom: bool = False) -> str:
+    """Where a run's results go: the reference run keeps ``<base>``; quick and custom runs
+    (settings changed on the command line) get their own file, so neither overwrites it."""
+    return f"{base}_custom" if custom else f"{base}_quick" if quick else base
 
 
 def ratio(value: float, baseline: float) -> float:
@@ -386,7 +393,7 @@ def run_job_process(
 
     Each attempt first waits until the machine is quiet (:func:`wait_until_quiet`); if other
     processes still used more than :data:`BUSY_CORES` during the run, it is run again, up to
-    ``attempts`` times, and the least disturbed run is kept (``attempts_used`` says how many ran).
+    ``attempts`` times, and the least disturbed run is kept (``attempts_made``, ``attempt_kept``).
 
     Raises
     ------
@@ -394,14 +401,16 @@ def run_job_process(
         With the end of the child's stderr if it fails.
     """
     best: dict[str, Any] | None = None
-    for attempt in range(1, attempts + 1):
+    made = 0
+    for made in range(1, attempts + 1):  # `made` is reported after the loop
         figures = _run_once(script, job_path, python=python, env=env)
-        figures["attempts_used"] = attempt
+        figures["attempt_kept"] = made
         if best is None or figures["background_cores"] < best["background_cores"]:
             best = figures
         if figures["background_cores"] <= BUSY_CORES:
             break
     assert best is not None  # attempts >= 1
+    best["attempts_made"] = made
     return best
 
 

@@ -27,6 +27,8 @@ Cases:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +37,16 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from _harness import RESULTS_DIR, command_line, console, job_document, mean_std, ratio, write_result
+from _harness import (
+    RESULTS_DIR,
+    command_line,
+    console,
+    job_document,
+    mean_std,
+    ratio,
+    result_name,
+    write_result,
+)
 from sovereign_ai.federation import (
     parse_job_spec,
     prepare_simulation,
@@ -57,6 +68,7 @@ class Case:
     batch_size: int = 16
     learning_rate: float = 0.05
     strategy: str = "fedavg"
+    strategy_options: tuple[tuple[str, Any], ...] = ()
 
     def document(self, seed: int) -> dict[str, Any]:
         """The job spec document for one seed."""
@@ -65,7 +77,7 @@ class Case:
             rounds=self.rounds,
             seed=seed,
             model={"name": "mlp", "hidden": list(self.hidden)},
-            strategy={"name": self.strategy, "fraction_train": 1.0},
+            strategy={"name": self.strategy, "fraction_train": 1.0, **dict(self.strategy_options)},
             train={
                 "local_epochs": self.local_epochs,
                 "batch_size": self.batch_size,
@@ -126,6 +138,7 @@ def summarise(case: Case, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "dataset": case.dataset,
             "model": f"mlp hidden={list(case.hidden)}",
             "strategy": case.strategy,
+            "strategy_options": dict(case.strategy_options),
             "rounds": case.rounds,
             "local_epochs": case.local_epochs,
             "batch_size": case.batch_size,
@@ -211,10 +224,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 seeds per case instead of 5")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0, 1, ...)")
     parser.add_argument("--cases", nargs="+", choices=[c.name for c in CASES], default=None)
+    parser.add_argument("--rounds", type=int, help="override the rounds of the chosen cases")
+    parser.add_argument("--local-epochs", type=int, help="override their local epochs")
+    parser.add_argument("--strategy", help="override their strategy, e.g. fedadam or fedprox")
+    parser.add_argument(
+        "--strategy-options",
+        type=json.loads,
+        default=None,
+        help="options of that strategy as JSON, e.g. '{\"server_learning_rate\": 0.01}'",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as the CLI runs simulations: one intra-op thread per worker
     seeds = list(range(args.seeds or (2 if args.quick else 5)))
     chosen = [c for c in CASES if args.cases is None or c.name in args.cases]
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("rounds", args.rounds),
+            ("local_epochs", args.local_epochs),
+            ("strategy", args.strategy),
+        )
+        if value is not None
+    }
+    if args.strategy_options is not None:
+        overrides["strategy_options"] = tuple(sorted(args.strategy_options.items()))
+    chosen = [dataclasses.replace(case, **overrides) for case in chosen]
     out = console()
     results = []
     for case in chosen:
@@ -224,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run_seed(case, seed))
         results.append(summarise(case, runs))
     out.print(table(results))
-    plot(results, RESULTS_DIR / "accuracy.png")
+    # A run with overrides is an experiment: keep the reference results of the default run.
+    custom = bool(overrides) or args.seeds is not None or args.cases is not None
+    name = result_name("accuracy", quick=args.quick, custom=custom)
+    plot(results, RESULTS_DIR / f"{name}.png")
     path = write_result(
-        "accuracy",
+        name,
         {
             "command": command_line("accuracy.py", argv),
             "baseline": "train_centralised: all nodes' training rows pooled, rounds x local_epochs "
@@ -234,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
     )
-    out.print(f"Results: {path}\nPlot:    {RESULTS_DIR / 'accuracy.png'}")
+    out.print(f"Results: {path}\nPlot:    {RESULTS_DIR / f'{name}.png'}")
     return 0
 
 

@@ -40,6 +40,7 @@ from _harness import (
     job_document,
     median_of_runs,
     ratio,
+    result_name,
     run_job_process,
     wait_until_quiet,
     write_result,
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads."
     )
     path = write_result(
-        "backends",
+        result_name("backends", quick=args.quick, custom=args.rounds is not None),
         {
             "command": command_line("backends.py", argv),
             "rounds": rounds,

@@ -62,6 +62,7 @@ from _harness import (
     job_document,
     median_of_runs,
     ratio,
+    result_name,
     run_job_process,
     write_result,
 )
@@ -254,7 +255,7 @@ def report(results: list[dict[str, Any]], out: Console) -> None:
                 cell(f"{side['steady_round_s'] * 1000:.0f} ms", "steady_round"),
                 cell(f"{side['peak_rss_mib']:.0f} MiB", "peak_rss"),
                 cell(f"{side['peak_pss_mib']:.0f} MiB", "peak_pss"),
-                str(side["peak_processes"]),
+                f"{side['peak_processes']:.0f}",
                 accuracy,
                 style="bold" if side is flower else "",
             )
@@ -277,18 +278,26 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(results), figsize=(6 * len(results), 8), squeeze=False)
-    styles = {"flower": "-o", "ours (threads)": "-s", "ours (processes)": "--^"}
+    styles: dict[str, dict[str, Any]] = {
+        # Flower drawn first, wide and pale, so that identical curves of ours show on top of it.
+        "flower": {"color": "tab:green", "linewidth": 6, "alpha": 0.35},
+        "ours (threads)": {"color": "tab:blue", "marker": "s", "markersize": 3},
+        "ours (processes)": {"color": "tab:orange", "linestyle": "--", "marker": "^",
+                             "markersize": 3},
+    }  # fmt: skip
     for column, result in enumerate(results):
-        for label, side in result["sides"].items():
+        order = sorted(result["sides"], key=lambda label: label != "flower")
+        for label in order:
+            side = result["sides"][label]
             accuracy = side["central_accuracy"]
             rounds = range(1, len(accuracy) + 1)
-            axes[0][column].plot(rounds, accuracy, styles[label], label=label, markersize=3)
-            axes[1][column].plot(side["round_end_s"], accuracy, styles[label], label=label,
-                                 markersize=3)  # fmt: skip
+            axes[0][column].plot(rounds, accuracy, label=label, **styles[label])
+            axes[1][column].plot(side["round_end_s"], accuracy, label=label, **styles[label])
         axes[0][column].set_title(f"{result['nodes']} nodes: held-out accuracy per round")
         axes[0][column].set_xlabel("round")
         axes[1][column].set_title(f"{result['nodes']} nodes: accuracy against wall time")
-        axes[1][column].set_xlabel("seconds since the simulation call")
+        axes[1][column].set_xlabel("seconds since the simulation call (round ends)")
+        axes[1][column].set_xlim(left=0)
         for row in axes:
             row[column].set_ylabel("accuracy")
             row[column].grid(alpha=0.3)
@@ -305,23 +314,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the round count")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1, help="runs per side (median reported)")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the plot and tables from the last JSON"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads((RESULTS_DIR / "flower_compare.json").read_text(encoding="utf-8"))
+        report(saved["results"], console())
+        plot(saved["results"], RESULTS_DIR / "flower_compare.png")
+        return 0
     rounds = args.rounds or (5 if args.quick else 20)
     out = console()
+    custom = args.nodes != [10, 100] or args.rounds is not None or args.seed != 0
+    name = result_name("flower_compare", quick=args.quick, custom=custom)
     try:
         versions = ensure_flower_venv(out)
     except RuntimeError as exc:
         out.print(f"[red]Flower could not be installed; nothing compared.[/]\n{exc}")
-        write_result("flower_compare", {"flower_unavailable": str(exc)})
+        write_result(name, {"flower_unavailable": str(exc)})
         return 1
     out.print(f"Flower side: {versions} in {FLOWER_VENV}")
     results = [
         compare(n, rounds=rounds, seed=args.seed, repeats=args.repeats, out=out) for n in args.nodes
     ]
     report(results, out)
-    plot(results, RESULTS_DIR / "flower_compare.png")
+    plot(results, RESULTS_DIR / f"{name}.png")
     path = write_result(
-        "flower_compare",
+        name,
         {
             "command": command_line("flower_compare.py", argv),
             "flower_versions": versions,
@@ -339,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
     )
-    out.print(f"Results: {path}\nPlot:    {RESULTS_DIR / 'flower_compare.png'}")
+    out.print(f"Results: {path}\nPlot:    {RESULTS_DIR / f'{name}.png'}")
     return 0
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from typing import Any
 
-from _harness import BENCH_DIR, RESULTS_DIR, console
+from _harness import BENCH_DIR, RESULTS_DIR, console, result_name
 
 BENCHMARKS = ("accuracy", "scale", "backends")
 
@@ -55,7 +55,9 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
                 if label != "serial"
             ]
             lines.append(f"{model}: steady round vs serial: " + ", ".join(parts))
-    elif name == "flower_compare" and "results" in document:
+    elif name == "flower_compare" and "flower_unavailable" in document:
+        lines.append("Flower could not be installed: " + document["flower_unavailable"])
+    elif name == "flower_compare":
         for result in document["results"]:
             r = result["ratios_vs_flower"]["ours (threads)"]
             lines.append(
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
     out.rule("[bold]Headline figures (ratios against baselines measured in the same run)")
     for name in names:
-        path = RESULTS_DIR / f"{name}.json"
+        path = RESULTS_DIR / f"{result_name(name, quick=args.quick)}.json"
         if name in failed or not path.exists():
             out.print(f"[red]{name}: failed, no results[/]")
             continue

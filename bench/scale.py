@@ -42,6 +42,7 @@ from _harness import (
     console,
     job_document,
     ratio,
+    result_name,
     run_job_process,
     write_result,
 )
@@ -69,14 +70,20 @@ def write_dataset(path: Path, *, rows: int) -> None:
 
 
 def document(
-    *, dataset: Path, nodes: int, rounds: int, backend: str, workers: int
+    *,
+    dataset: Path,
+    nodes: int,
+    rounds: int,
+    backend: str,
+    workers: int,
+    hidden: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The scale job for ``nodes`` nodes."""
+    """The scale job for ``nodes`` nodes (``logreg``, or an MLP with ``hidden`` layers)."""
     return job_document(
         name=f"scale-{nodes}",
         rounds=rounds,
         seed=0,
-        model={"name": "logreg"},
+        model={"name": "mlp", "hidden": hidden} if hidden else {"name": "logreg"},
         strategy={"name": "fedavg", "fraction_train": 1.0, "fraction_evaluate": 1.0},
         train={"local_epochs": 1, "batch_size": 16, "learning_rate": 0.05},
         data={"dataset": str(dataset), "partition": "iid", "nodes": nodes},
@@ -94,13 +101,21 @@ def measure(
     rounds: int,
     backend: str = "thread",
     workers: int = 2,
+    hidden: list[int] | None = None,
 ) -> dict[str, Any]:
     """Run one configuration in its own process and derive the per-round figures."""
     dataset = work / f"synthetic-{nodes}.npz"
     if not dataset.exists():
         write_dataset(dataset, rows=nodes * ROWS_PER_NODE)
     job_path = work / f"{label}.json"
-    spec = document(dataset=dataset, nodes=nodes, rounds=rounds, backend=backend, workers=workers)
+    spec = document(
+        dataset=dataset,
+        nodes=nodes,
+        rounds=rounds,
+        backend=backend,
+        workers=workers,
+        hidden=hidden,
+    )
     job_path.write_text(json.dumps({"spec": spec}))
     figures = run_job_process(script, job_path)
     steady = figures["steady_round_s"]
@@ -123,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds instead of 10")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help="use an MLP with these hidden layers instead of logreg (e.g. 1024 1024)",
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 10)
     out = console()
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     rounds=rounds,
                     backend=backend,
                     workers=workers,
+                    hidden=args.hidden,
                 )
     big, big_serial, small, plain = runs.values()
     ratios = {
@@ -161,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     target_met = big["peak_rss_mib"] < TARGET_RSS_MIB
 
-    grid = Table(title=f"Scale: logreg, 100 rows per node, IID, {rounds} rounds")
+    model = f"mlp {args.hidden}" if args.hidden else "logreg"
+    grid = Table(title=f"Scale: {model}, 100 rows per node, IID, {rounds} rounds")
     columns = ("run", "rounds/min (steady)", "rounds/min (whole job)", "first round",
                "node-tasks/s", "CPU cores used", "peak RSS", "peak PSS", "accuracy")  # fmt: skip
     for column in columns:
@@ -190,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         f"plain loop's; target < {TARGET_RSS_MIB} MiB: "
         + ("[green]met[/]" if target_met else "[red]not met[/]")
     )
+    custom = args.nodes != 1000 or args.hidden is not None or args.rounds is not None
     path = write_result(
-        "scale",
+        result_name("scale", quick=args.quick, custom=custom),
         {
             "command": command_line("scale.py", argv),
             "job": {
-                "model": "logreg",
+                "model": model,
                 "dataset": f"synthetic make_classification, {FEATURES} features, {CLASSES} "
                 f"classes, {ROWS_PER_NODE} rows per node (100 after the hold-out)",
                 "partition": "iid",

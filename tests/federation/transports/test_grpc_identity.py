@@ -175,6 +175,21 @@ def test_revoked_node_is_locked_out_at_its_next_call(
     assert serves_a_stage(federation, transport)
 
 
+def test_unreadable_roster_refuses_every_node_until_fixed(
+    federation: Federation, transport: GrpcCoordinatorTransport
+) -> None:
+    roster = federation.out_dir / "coordinator" / "roster.json"
+    good = roster.read_bytes()
+    roster.write_bytes(b"{ not json")
+
+    error = refused(node_client(federation, "hospital-a", transport.port, max_auth_failures=1))
+    assert "cannot read its roster or revocation list" in str(error)
+    assert transport.available_nodes() == []
+
+    roster.write_bytes(good)  # fixed: admitted again, no restart
+    assert serves_a_stage(federation, transport)
+
+
 def test_node_missing_from_the_roster_is_refused(
     federation: Federation, transport: GrpcCoordinatorTransport, tmp_path: Path
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -166,3 +169,17 @@ def test_second_coordinator_cannot_take_a_port_in_use(
 def test_transport_satisfies_the_protocol(transport: GrpcCoordinatorTransport) -> None:
     assert isinstance(transport, Transport)
     assert transport.available_nodes() == []
+
+
+def test_stop_cancels_a_waiting_long_poll_at_once(federation: Federation) -> None:
+    with GrpcCoordinatorTransport(kit=federation.coordinator_kit(), poll_wait_s=30.0) as slow:
+        client = node_client(federation, "hospital-a", slow.port, poll_wait_s=30.0)
+        thread = threading.Thread(target=client.serve_forever)
+        thread.start()
+        slow.wait_for_nodes(1, timeout_s=10.0)
+        started = time.perf_counter()
+        client.stop()
+        thread.join(10.0)
+
+    assert not thread.is_alive()
+    assert time.perf_counter() - started < 2.0

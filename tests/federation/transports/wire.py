@@ -18,7 +18,11 @@ from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport, WireLimits
 from sovereign_ai.federation.transports.grpc._codec import result_messages
 from sovereign_ai.federation.transports.grpc._dial import open_channel
-from sovereign_ai.federation.transports.grpc._service import FederationStub, service_handler
+from sovereign_ai.federation.transports.grpc._service import (
+    FederationStub,
+    Undecodable,
+    service_handler,
+)
 from sovereign_ai.pki import CoordinatorKit, NodeKit
 
 SERVICE = "/sovereign.federation.v1.Federation/"
@@ -94,21 +98,25 @@ class ScriptedCoordinator:
     pushed: list[tuple[pb.ResultHeader, bytes]] = field(default_factory=list)
     pushed_event: threading.Condition = field(default_factory=threading.Condition)
 
-    def pull_task(self, request: pb.PullRequest | None, context: Any) -> Iterator[pb.TaskChunk]:
+    def pull_task(
+        self, request: pb.PullRequest | Undecodable, context: Any
+    ) -> Iterator[pb.TaskChunk]:
         try:
             yield from self.tasks.get(timeout=0.2)
         except queue.Empty:
             return
 
-    def push_result(self, requests: Iterator[pb.ResultChunk | None], context: Any) -> pb.PushReply:
-        messages = [m for m in requests if m is not None]
+    def push_result(
+        self, requests: Iterator[pb.ResultChunk | Undecodable], context: Any
+    ) -> pb.PushReply:
+        messages = [m for m in requests if isinstance(m, pb.ResultChunk)]
         header = messages[0].header
         with self.pushed_event:
             self.pushed.append((header, b"".join(m.data for m in messages[1:])))
             self.pushed_event.notify_all()
         return pb.PushReply(task_id=header.task_id)
 
-    def status(self, request: pb.StatusRequest | None, context: Any) -> pb.StatusReply:
+    def status(self, request: pb.StatusRequest | Undecodable, context: Any) -> pb.StatusReply:
         return pb.StatusReply(coordinator=self.kit.name)
 
     @contextlib.contextmanager

@@ -267,19 +267,21 @@ def read_payload(
     for message in messages:
         if not isinstance(message, pb.TaskChunk | pb.ResultChunk):
             raise SerializationError("A message of the stream is not a valid protocol buffer.")
-        if message.WhichOneof("part") != "data" or not message.data:
+        # Read the field once: each access to a protobuf bytes field builds a new bytes object.
+        data = message.data if message.WhichOneof("part") == "data" else b""
+        if not data:
             raise SerializationError(
                 "Expected a data chunk after the header; got a second header or an empty message."
             )
-        received += len(message.data)
+        received += len(data)
         if received > declared_size:
             raise SerializationError(
                 f"The stream carries more than the {declared_size} payload bytes it declared."
             )
-        if len(message.data) > limits.max_message_bytes:  # gRPC enforces this already
-            raise SerializationError(f"A chunk of {len(message.data)} bytes exceeds the limit.")
-        hasher.update(message.data)
-        parts.append(message.data)
+        if len(data) > limits.max_message_bytes:  # gRPC enforces this already
+            raise SerializationError(f"A chunk of {len(data)} bytes exceeds the limit.")
+        hasher.update(data)
+        parts.append(data)
     if received != declared_size:
         raise SerializationError(
             f"The stream ended after {received} of the {declared_size} payload bytes it declared "

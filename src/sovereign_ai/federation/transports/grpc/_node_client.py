@@ -52,6 +52,7 @@ __all__ = ["GrpcNodeClient"]
 logger = logging.getLogger(__name__)
 
 _SEEN_TASK_IDS = 65_536
+_MAX_WAIT_MS = 2**32 - 1  # PullRequest.max_wait_ms is a uint32
 
 
 @dataclass
@@ -162,7 +163,7 @@ class GrpcNodeClient:
         self._max_auth_failures = max_auth_failures
         self._metadata = ((NODE_ID_METADATA, kit.name),) if allow_insecure else ()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._channel: Any = None
         self._stub: FederationStub | None = None
         self._pull_call: Any = None
@@ -191,9 +192,12 @@ class GrpcNodeClient:
         self.run(self._stop)
 
     def stop(self) -> None:
-        """Ask :meth:`serve_forever` to return; a long-poll in flight is cancelled."""
+        """Ask :meth:`serve_forever` to return; a long-poll in flight is cancelled within 0.2 s.
+
+        Safe to call from a signal handler: it only sets an event, and the client's watcher
+        thread cancels the call.
+        """
         self._stop.set()
-        self._cancel_pull()
 
     def run(self, stop_event: threading.Event) -> None:
         """Answer tasks until ``stop_event`` is set.
@@ -222,7 +226,7 @@ class GrpcNodeClient:
                     if auth_failures >= self._max_auth_failures:
                         raise
                     logger.warning(
-                        "Refused (%d/%d): %s", auth_failures, self._max_auth_failures, exc
+                        "Refused (%d/%d): %s", auth_failures, self._max_auth_failures, str(exc)
                     )
                     stop_event.wait(self._backoff.next_delay())
                     continue
@@ -231,11 +235,11 @@ class GrpcNodeClient:
                     if stop_event.is_set():
                         break
                     delay = self._backoff.next_delay()
-                    logger.warning("%s; reconnecting in %.1f s", exc, delay)
+                    logger.warning("%s; reconnecting in %.1f s", str(exc), delay)
                     stop_event.wait(delay)
                     continue
                 except (StaleMessageError, SerializationError) as exc:
-                    logger.warning("Skipped a message: %s", exc)
+                    logger.warning("Skipped a message: %s", str(exc))
                 auth_failures = 0
                 self._backoff.reset()
         finally:
@@ -287,7 +291,8 @@ class GrpcNodeClient:
 
     # One task -----------------------------------------------------------------------------------
     def _serve_one(self, stop_event: threading.Event) -> None:
-        request = pb.PullRequest(node_id=self.node_id, max_wait_ms=int(self._poll_wait_s * 1000))
+        wait_ms = min(int(self._poll_wait_s * 1000), _MAX_WAIT_MS)
+        request = pb.PullRequest(node_id=self.node_id, max_wait_ms=wait_ms)
         call = self._require_stub().pull_task(
             request,
             timeout=self._poll_wait_s + self._transfer_timeout_s,
@@ -338,7 +343,7 @@ class GrpcNodeClient:
             task = decode_task(header, payload)
         except SerializationError as exc:
             self._remember(header.task_id)
-            logger.warning("Refused task %s: %s", header.task_id.hex(), exc)
+            logger.warning("Refused task %s: %s", header.task_id.hex(), str(exc))
             return _Answer(header, None, f"the task was malformed: {exc}")
         self._remember(header.task_id)
         return self._handle(header, task)
@@ -353,7 +358,9 @@ class GrpcNodeClient:
             result = self._node.handle(task)
             result.check_answers(task)
         except SovereignError as exc:
-            logger.warning("Declined %s task of round %d: %s", task.stage, task.round_number, exc)
+            logger.warning(
+                "Declined %s task of round %d: %s", task.stage, task.round_number, str(exc)
+            )
             return _Answer(header, None, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # the node keeps serving; the coordinator learns why at once
             logger.exception("The node failed on a %s task", task.stage)

@@ -13,6 +13,10 @@ malformed message or payload    ``INVALID_ARGUMENT``    :class:`SerializationErr
 replayed, misrouted, stale      ``FAILED_PRECONDITION`` :class:`StaleMessageError`
 too many calls from one node    ``RESOURCE_EXHAUSTED``  :class:`TransportError`
 ==============================  ======================  =====================================
+
+Refusals are logged as text (``str(exc)``), never as exception objects: a log handler that keeps
+records (a test's capture, a memory handler) would otherwise keep each refused call's frames,
+and with them its HTTP/2 stream, alive.
 """
 
 from __future__ import annotations
@@ -83,10 +87,10 @@ class CoordinatorServicer:
                 context, claimed=claimed, allow_coordinator=allow_coordinator
             )
         except UnauthenticatedError as exc:
-            logger.warning("Refused a call from %s: %s", context.peer(), exc)
+            logger.warning("Refused a call from %s: %s", context.peer(), str(exc))
             abort(context, exc, code=grpc.StatusCode.UNAUTHENTICATED)
         except AuthenticationError as exc:
-            logger.warning("Refused a call from %s: %s", context.peer(), exc)
+            logger.warning("Refused a call from %s: %s", context.peer(), str(exc))
             abort(context, exc)
 
     # PullTask -----------------------------------------------------------------------------------
@@ -104,7 +108,7 @@ class CoordinatorServicer:
         try:
             pending = self._book.take(node_id, wait_s=wait_s, is_active=context.is_active)
         except TransportError as exc:
-            logger.warning("%s", exc)
+            logger.warning("%s", str(exc))
             abort(context, exc, code=grpc.StatusCode.RESOURCE_EXHAUSTED)
         if pending is None:
             return
@@ -147,7 +151,7 @@ class CoordinatorServicer:
                 check_result_header(header, limits=self._limits)
                 pending = self._book.claim(header.task_id, node_id)
             except (SerializationError, StaleMessageError) as exc:
-                logger.warning("Refused a result from %s: %s", node_id, exc)
+                logger.warning("Refused a result from %s: %s", node_id, str(exc))
                 abort(context, exc)
             except grpc.RpcError:
                 abort(context, TransportError("The result stream broke off."), code=_CANCELLED)
@@ -183,7 +187,7 @@ class CoordinatorServicer:
             refusal = ""
         except (SerializationError, StaleMessageError) as exc:
             refusal = str(exc)
-            logger.warning("Refused a result from %s: %s", node_id, exc)
+            logger.warning("Refused a result from %s: %s", node_id, str(exc))
             abort(context, exc)
         except grpc.RpcError:
             abort(context, TransportError(refusal), code=_CANCELLED)

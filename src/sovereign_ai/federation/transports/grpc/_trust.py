@@ -109,7 +109,7 @@ class PeerAuthenticator:
             kit = load_coordinator_kit(self._kit.folder)
         except ProvisioningError as exc:
             self._problem = str(exc)
-            logger.error("Refusing every node until the coordinator kit loads again: %s", exc)
+            logger.error("Refusing every node until the coordinator kit loads again: %s", str(exc))
             return
         if kit.certificate != self._kit.certificate:
             logger.warning(

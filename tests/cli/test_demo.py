@@ -37,11 +37,13 @@ def test_quick_in_process_demo_prints_the_comparison(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "sovereign_ai.cli", "demo", "--quick", "--out", str(tmp_path)],
+    tmp_path = tmp_path / "out"
+    completed = subprocess.run(  # a relative --out, as `make demo` uses
+        [sys.executable, "-m", "sovereign_ai.cli", "demo", "--quick", "--out", "out"],
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path.parent,
         env={**os.environ, "COLUMNS": "120"},
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr

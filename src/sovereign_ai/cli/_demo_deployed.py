@@ -72,6 +72,7 @@ def run_deployed_demo(
     console: Console, spec: JobSpec, setup: SimulationSetup, *, folder: Path, job_source: str
 ) -> tuple[FederationHistory, SimulationSetup]:
     """Run the demo job as processes; return its history and the setup the nodes really held."""
+    folder = folder.resolve()  # the processes run in their own working directory
     dataset = setup.dataset
     names = [node.node_id for node in setup.nodes]
     data_dir = folder / "data"

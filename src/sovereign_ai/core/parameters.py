@@ -8,8 +8,8 @@ rebuilds from one against its :class:`ParameterSpec`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

@@ -99,14 +99,17 @@ class LocalFederation:
     def start_coordinator(
         self, job: Path, *, resume: bool = False, extra: Sequence[str] = ()
     ) -> subprocess.Popen[bytes]:
-        """Start (or restart) the coordinator process on the job."""
+        """Start (or restart) the coordinator process on the job.
+
+        Paths in ``extra`` must be absolute: the process runs in :attr:`folder`.
+        """
         args = [
             "coordinator",
             "start",
             "--kit",
             str(self.kits / "coordinator"),
             "--job",
-            str(job),
+            str(Path(job).resolve()),
             "--state",
             str(self.state),
             "--listen",
@@ -128,7 +131,7 @@ class LocalFederation:
             "--kit",
             str(self.node_kit(name)),
             "--data",
-            str(data),
+            str(Path(data).resolve()),
             "--label",
             label,
             *extra,

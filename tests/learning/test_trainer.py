@@ -238,3 +238,14 @@ def test_model_without_trainable_parameters_is_refused(blobs: Any) -> None:
     model.requires_grad_(False)
     with pytest.raises(ConfigError, match="no trainable parameters"):
         train(model, *blobs, config=TrainConfig(), seed=0)
+
+
+def test_training_leaves_no_gradient_buffers_behind() -> None:
+    from sovereign_ai.learning import TrainConfig, create_model, train
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 4)).astype(np.float32)
+    labels = (features[:, 0] > 0).astype(np.int64)
+    model = create_model("mlp", num_features=4, num_classes=2, seed=0, hidden=(8,))
+    train(model, features, labels, config=TrainConfig(), seed=0)
+    assert all(p.grad is None for p in model.parameters())

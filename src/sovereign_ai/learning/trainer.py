@@ -223,6 +223,9 @@ def train(
             loss_sum += float(data_loss.detach()) * int(batch.shape[0])
             steps += 1
     mean_loss = loss_sum / num_examples
+    # Free the last step's gradients: a simulation keeps one model per node, and held gradients
+    # would double its memory (measured in bench/scale.py).
+    optimizer.zero_grad(set_to_none=True)
     if not math.isfinite(mean_loss) or not all(bool(p.isfinite().all()) for p in params):
         # Fail closed: a non-finite model must never become an update that leaves the node.
         raise ConfigError(

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast lint format bench venv constraints proto clean
+.PHONY: demo test test-fast lint format bench bench-quick bench-flower venv constraints proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick
+
+# Also compares with Flower; installs flwr[simulation] into bench/.flower-venv on first use.
+bench-flower: $(STAMP)
+	$(BIN)/python bench/run_all.py --with-flower
 
 # Regenerate the committed gRPC message modules after editing federation.proto.
 proto: $(STAMP)

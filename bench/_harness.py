@@ -1,8 +1,13 @@
-"""What every benchmark shares: the machine it ran on, peak memory of a process tree, result files.
+"""What every benchmark shares: running a job in its own process and measuring it from outside.
 
 Every figure a benchmark prints is a ratio against a baseline measured in the same run, with the
 absolute numbers alongside; no timing threshold lives in a test (timings depend on the machine).
-Results go to ``bench/results/<name>.json`` (and a PNG where a plot reads better than a table).
+
+* :func:`run_job_process` runs one job script as a child process, after waiting for the machine
+  to be quiet, with a :class:`TreeMonitor` sampling the peak memory and CPU of its whole process
+  tree and the CPU everything else used meanwhile; a disturbed run is repeated.
+* :func:`median_of_runs` folds repeated runs into one; :func:`write_result` stamps results with
+  the machine and writes ``bench/results/<name>.json`` (see :func:`result_name`).
 """
 
 from __future__ import annotations

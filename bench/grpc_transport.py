@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Overhead per round: {overhead['overhead_per_round_s'] * 1000:.1f} ms."
     )
     path = write_result(
-        "grpc_transport",
+        "grpc_transport_quick" if args.quick else "grpc_transport",
         {
             "command": command_line("grpc_transport.py", argv),
             "round_overhead": overhead,

@@ -22,7 +22,7 @@ from typing import Any
 
 from _harness import BENCH_DIR, RESULTS_DIR, console, result_name
 
-BENCHMARKS = ("accuracy", "scale", "backends")
+BENCHMARKS = ("accuracy", "scale", "backends", "grpc_transport")
 
 
 def headline(name: str, document: dict[str, Any]) -> list[str]:
@@ -55,6 +55,14 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
                 if label != "serial"
             ]
             lines.append(f"{model}: steady round vs serial: " + ", ".join(parts))
+    elif name == "grpc_transport":
+        o, t = document["round_overhead"], document["large_payload"]
+        lines.append(
+            f"{o['nodes']} nodes: gRPC + mTLS round {o['ratio_grpc_over_in_memory']:.2f}x the "
+            f"in-memory round (+{o['overhead_per_round_s'] * 1000:.0f} ms); "
+            f"{t['payload_bytes'] / (1 << 20):.0f} MiB model at "
+            f"{t['throughput_ratio_vs_raw']:.2f}x raw loopback TCP throughput"
+        )
     elif name == "flower_compare" and "flower_unavailable" in document:
         lines.append("Flower could not be installed: " + document["flower_unavailable"])
     elif name == "flower_compare":
@@ -63,7 +71,7 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{result['nodes']} nodes: ours/Flower wall {r['job_wall']:.2f}x (job), "
                 f"{r['process_wall']:.2f}x (process), peak RSS {r['peak_rss']:.2f}x, accuracy "
-                f"{r['accuracy_points']:+.1f} pts"
+                f"{round(r['accuracy_points'], 1) + 0.0:+.1f} pts"
             )
     return lines
 

@@ -58,8 +58,7 @@ node_names = ["northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
 test_fraction = 0.25
 
 [simulation]
-backend = "thread"
-workers = 2
+backend = "serial"
 """
 
 

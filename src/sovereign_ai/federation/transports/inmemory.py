@@ -1,7 +1,8 @@
 """In-memory transport: nodes as objects in this process, run on a thread pool.
 
 For simulation and tests. Torch releases the GIL inside its kernels, so two worker threads keep
-both cores busy for models of any useful size (see docs/benchmarks.md for threads vs processes).
+both cores busy once a model is large (about a million weights); for small models a task is
+mostly Python and one worker is faster (measured in bench/backends.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations

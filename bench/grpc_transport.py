@@ -12,7 +12,8 @@ Run::
    median round time of each and their ratio, and that both end with identical parameters.
 2. **A 200 MiB model.** One task carrying a single 52,428,800-float32 tensor (200 MiB) goes from
    the coordinator to a node over mTLS (serialised, chunked, SHA-256 checked, rebuilt as
-   parameters), and the node answers with a small result. The baseline is a raw TCP copy of the
+   parameters), and the node answers with a small result. The node runs in its own process, as
+   a site does. The baseline is a raw TCP copy of the
    same number of bytes between two threads over loopback, in the same run. Reported: throughput
    of each and the ratio (target >= 0.5x raw).
 """
@@ -23,6 +24,8 @@ import argparse
 import hashlib
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -203,20 +206,29 @@ def _raw_copy_s(size: int) -> float:
     return elapsed
 
 
+def _serve_sink_node(kit: Path, port: int) -> None:
+    """Run the receiving node until killed (in its own process, as a site would)."""
+    client = GrpcNodeClient(
+        kit=load_node_kit(kit), node=_SinkNode("receiver"), address=f"127.0.0.1:{port}"
+    )
+    client.serve_forever()
+
+
 def large_payload(folder: Path, size_mib: int, repeats: int) -> dict[str, Any]:
     kits = _provision(folder, ["receiver"])
     scalars = size_mib * (1 << 20) // 4
     parameters = Parameters({"weights": np.ones(scalars, dtype=np.float32)})
     size = len(parameters.to_bytes())
     transport = GrpcCoordinatorTransport(kit=load_coordinator_kit(kits / "coordinator"))
-    stop = threading.Event()
-    client = GrpcNodeClient(
-        kit=load_node_kit(kits / "nodes" / "receiver"),
-        node=_SinkNode("receiver"),
-        address=f"127.0.0.1:{transport.port}",
+    node_process = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve-node",
+            str(kits / "nodes" / "receiver"),
+            str(transport.port),
+        ]
     )
-    thread = threading.Thread(target=client.run, args=(stop,), daemon=True)
-    thread.start()
     grpc_s = []
     try:
         transport.wait_for_nodes(1, timeout_s=30)
@@ -228,9 +240,8 @@ def large_payload(folder: Path, size_mib: int, repeats: int) -> dict[str, Any]:
             if not outcome.results or outcome.results[0].num_examples != scalars:
                 raise RuntimeError(f"The payload did not arrive whole: {outcome}")
     finally:
-        stop.set()
-        client.stop()
-        thread.join(timeout=10)
+        node_process.terminate()
+        node_process.wait(timeout=30)
         transport.close()
     raw_s = [_raw_copy_s(size) for _ in range(repeats)]
     grpc_best, raw_best = min(grpc_s), min(raw_s)
@@ -259,7 +270,11 @@ def large_payload(folder: Path, size_mib: int, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 rounds and a 50 MiB payload.")
+    parser.add_argument("--serve-node", nargs=2, metavar=("KIT", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_node:
+        _serve_sink_node(Path(args.serve_node[0]), int(args.serve_node[1]))
+        return
     torch.set_num_threads(1)
     out = console()
     rounds, size_mib, repeats = (4, 50, 2) if args.quick else (10, 200, 3)

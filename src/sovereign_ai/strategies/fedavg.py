@@ -50,21 +50,6 @@ class FedAvg(BaseStrategy):
     array([4., 4.], dtype=float32)
     """
 
-    def __init__(
-        self,
-        *,
-        fraction_train: float = 1.0,
-        fraction_evaluate: float = 1.0,
-        min_train_nodes: int = 2,
-        min_evaluate_nodes: int = 1,
-    ) -> None:
-        super().__init__(
-            fraction_train=fraction_train,
-            fraction_evaluate=fraction_evaluate,
-            min_train_nodes=min_train_nodes,
-            min_evaluate_nodes=min_evaluate_nodes,
-        )
-
     def aggregate_train(
         self,
         *,

@@ -6,10 +6,11 @@ Run::
     .venv/bin/python bench/grpc_transport.py --quick    # 4 rounds, 50 MiB payload
 
 1. **Round overhead at 10 nodes.** The same job (logistic regression on breast cancer, IID over 10
-   nodes, 1 local epoch) runs twice in this process: over the in-memory transport (the baseline,
-   two worker threads) and over gRPC with mutual TLS on 127.0.0.1, with 10 node clients each on its
-   own thread. Both use real certificates from a freshly provisioned federation. Reported: the
-   median round time of each and their ratio, and that both end with identical parameters.
+   nodes, 1 local epoch) runs twice: over the in-memory transport in this process (the baseline,
+   two worker threads) and over gRPC with mutual TLS on 127.0.0.1, with each of the 10 nodes in its
+   own process, as sites run them. Both use real certificates from a freshly provisioned
+   federation. Reported: the median round time of each and their ratio, and that both end with
+   identical parameters.
 2. **A 200 MiB model.** One task carrying a single 52,428,800-float32 tensor (200 MiB) goes from
    the coordinator to a node over mTLS (serialised, chunked, SHA-256 checked, rebuilt as
    parameters), and the node answers with a small result. The node runs in its own process, as
@@ -122,31 +123,30 @@ def round_overhead(folder: Path, rounds: int) -> dict[str, Any]:
     grpc_transport = GrpcCoordinatorTransport(
         kit=load_coordinator_kit(kits / "coordinator"), poll_wait_s=5.0
     )
-    stop = threading.Event()
-    clients = [
-        GrpcNodeClient(
-            kit=load_node_kit(kits / "nodes" / node.node_id),
-            node=node,
-            address=f"127.0.0.1:{grpc_transport.port}",
-            poll_wait_s=5.0,
+    node_processes = [  # one process per node, as sites run them
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--serve-data-node",
+                str(kits / "nodes" / name),
+                str(grpc_transport.port),
+                str(index),
+            ]
         )
-        for node in _nodes(names)
+        for index, name in enumerate(names)
     ]
-    threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in clients]
-    for thread in threads:
-        thread.start()
     try:
-        grpc_transport.wait_for_nodes(NUM_NODES, timeout_s=60)
+        grpc_transport.wait_for_nodes(NUM_NODES, timeout_s=120)
         coordinator = build_coordinator(
             spec, transport=grpc_transport, num_features=30, num_classes=2
         )
         grpc_times, grpc_params = _run(coordinator)
     finally:
-        stop.set()
-        for client in clients:
-            client.stop()
-        for thread in threads:
-            thread.join(timeout=10)
+        for process in node_processes:
+            process.terminate()
+        for process in node_processes:
+            process.wait(timeout=30)
         grpc_transport.close()
 
     memory_round = statistics.median(memory_times[1:] or memory_times)
@@ -204,6 +204,17 @@ def _raw_copy_s(size: int) -> float:
     elapsed = time.perf_counter() - start
     server.close()
     return elapsed
+
+
+def _serve_data_node(kit: Path, port: int, index: int) -> None:
+    """Run node ``index`` of the overhead job, holding its share of the rows, until killed."""
+    torch.set_num_threads(1)
+    names = [f"site-{i:02d}" for i in range(NUM_NODES)]
+    node = _nodes(names)[index]
+    client = GrpcNodeClient(
+        kit=load_node_kit(kit), node=node, address=f"127.0.0.1:{port}", poll_wait_s=5.0
+    )
+    client.serve_forever()
 
 
 def _serve_sink_node(kit: Path, port: int) -> None:
@@ -271,7 +282,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 rounds and a 50 MiB payload.")
     parser.add_argument("--serve-node", nargs=2, metavar=("KIT", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-data-node", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_data_node:
+        kit, port, index = args.serve_data_node
+        _serve_data_node(Path(kit), int(port), int(index))
+        return
     if args.serve_node:
         _serve_sink_node(Path(args.serve_node[0]), int(args.serve_node[1]))
         return

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
 from sovereign_ai.cli.report import (
     complete_history,
@@ -95,7 +96,7 @@ def start(
         from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport
         from sovereign_ai.pki import expiry_warnings, load_coordinator_kit
 
-        _torch_single_thread()
+        use_one_torch_thread()
         coordinator_kit = load_coordinator_kit(kit)
         for warning in expiry_warnings(coordinator_kit):
             console.print(f"[yellow]warning:[/] {warning}")
@@ -105,7 +106,9 @@ def start(
         if test_data is not None:
             names = [c.strip() for c in classes.split(",")] if classes else None
             held = load_file(test_data, label=label, classes=names)
-            evaluator = test_set_evaluator(spec, held.features, held.labels)
+            evaluator = test_set_evaluator(
+                spec, held.features, held.labels, num_classes=deployed_dimensions(spec)[1]
+            )
         folder = state or kit / "state"
         folder.mkdir(parents=True, exist_ok=True)
         port = coordinator_kit.coordinator_address.rsplit(":", 1)[-1]
@@ -255,9 +258,3 @@ def _read_status(folder: Path) -> CoordinatorStatus:
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     del signum, frame
     raise KeyboardInterrupt
-
-
-def _torch_single_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
 from sovereign_ai.cli.report import comparison_table, history_to_json, plot_history, write_json
 from sovereign_ai.federation import (
@@ -96,9 +97,7 @@ def demo(
     """
     console = Console()
     with friendly_errors():
-        import torch
-
-        torch.set_num_threads(1)
+        use_one_torch_thread()
         spec = demo_spec(quick=quick)
         setup = prepare_simulation(spec)
         console.rule("[bold]Five hospitals, one model, no pooled records")

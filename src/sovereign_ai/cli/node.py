@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.errors import ConfigError
 
 __all__ = ["node_app"]
@@ -65,14 +66,12 @@ def start(
     """
     console = Console()
     with friendly_errors():
-        import torch
-
         from sovereign_ai.data import load_file
         from sovereign_ai.federation.deployment import node_from_dataset
         from sovereign_ai.federation.transports.grpc import GrpcNodeClient
         from sovereign_ai.pki import expiry_warnings, load_node_kit
 
-        torch.set_num_threads(1)
+        use_one_torch_thread()
         node_kit = load_node_kit(kit)
         for warning in expiry_warnings(node_kit):
             console.print(f"[yellow]warning:[/] {warning}")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
 from sovereign_ai.cli.report import (
     complete_history,
@@ -45,7 +46,7 @@ def simulate(
     """
     console = Console()
     with friendly_errors():
-        _torch_single_thread()
+        use_one_torch_thread()
         spec = load_job_spec(job)
         folder = out or Path("runs") / spec.job.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -69,10 +70,3 @@ def simulate(
     if history.rounds:
         plot_history(history, folder / "plot.png", title=spec.job.name)
     console.print(f"Wrote {folder / 'metrics.json'} and {folder / 'plot.png'}")
-
-
-def _torch_single_thread() -> None:
-    """One intra-op thread per worker: the simulation parallelises across nodes instead."""
-    import torch
-
-    torch.set_num_threads(1)

@@ -60,13 +60,17 @@ def build_strategy(spec: JobSpec) -> Strategy:
 
 
 def test_set_evaluator(
-    spec: JobSpec, features: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+    spec: JobSpec,
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    *,
+    num_classes: int,
 ) -> CentralEvaluator:
     """Evaluate global parameters on a test set the coordinator holds."""
     model = create_model(
         spec.model.name,
         num_features=features.shape[1],
-        num_classes=_num_classes(spec, labels),
+        num_classes=num_classes,
         seed=0,
         **spec.model.options,
     )
@@ -77,12 +81,6 @@ def test_set_evaluator(
         return {"loss": report.loss, "accuracy": report.accuracy}
 
     return _evaluate
-
-
-def _num_classes(spec: JobSpec, labels: npt.NDArray[np.int64]) -> int:
-    if spec.model.num_classes is not None:
-        return spec.model.num_classes
-    return max(2, int(labels.max()) + 1) if len(labels) else 2
 
 
 def build_coordinator(

@@ -238,6 +238,20 @@ class Coordinator:
         logger.info("Resuming job %s after round %d", self.job_id, latest.round_number)
         return latest.parameters, latest.round_number
 
+    def _require_cohort(
+        self, stage: Stage, round_number: int, results: Sequence[Result], outcome: StageOutcome
+    ) -> None:
+        """Raise, naming the missing nodes and their reasons, if fewer than the minimum answered."""
+        if len(results) < self.strategy.min_train_nodes:
+            raise InsufficientNodesError(
+                stage=stage.value,
+                round_number=round_number,
+                answered=sorted(r.node_id for r in results),
+                missing=sorted(outcome.failures),
+                minimum=self.strategy.min_train_nodes,
+                reason=_failure_summary(outcome.failures),
+            )
+
     def _connected_nodes(self) -> list[str]:
         wanted = max(self.wait_for_nodes, self.strategy.min_train_nodes)
         return self.transport.wait_for_nodes(wanted, timeout_s=self.wait_for_nodes_s)
@@ -252,15 +266,7 @@ class Coordinator:
         instructions = [NodeInstruction(node_id=node) for node in nodes]
         outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
         results = self._accepted(outcome, instructions, Stage.STATISTICS, 0)
-        if len(results) < self.strategy.min_train_nodes:
-            raise InsufficientNodesError(
-                stage=Stage.STATISTICS.value,
-                round_number=0,
-                answered=[r.node_id for r in results],
-                missing=sorted(outcome.failures),
-                minimum=self.strategy.min_train_nodes,
-                reason=_failure_summary(outcome.failures),
-            )
+        self._require_cohort(Stage.STATISTICS, 0, results, outcome)
         width = parameters["input_mean"].shape
         count = sum(float(r.parameters["count"][0]) for r in results)
         total = np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0)
@@ -290,15 +296,7 @@ class Coordinator:
                 )
                 outcome = self._run_stage(Stage.TRAIN, round_number, parameters, instructions)
                 results = self._accepted(outcome, instructions, Stage.TRAIN, round_number)
-                if len(results) < self.strategy.min_train_nodes:
-                    raise InsufficientNodesError(
-                        stage=Stage.TRAIN.value,
-                        round_number=round_number,
-                        answered=sorted(r.node_id for r in results),
-                        missing=sorted(outcome.failures),
-                        minimum=self.strategy.min_train_nodes,
-                        reason=_failure_summary(outcome.failures),
-                    )
+                self._require_cohort(Stage.TRAIN, round_number, results, outcome)
             except InsufficientNodesError as exc:
                 logger.warning("Round %d attempt %d: %s", round_number, attempt, exc)
                 if attempt == self.max_round_attempts:

@@ -6,6 +6,7 @@ a task carries only the name, its options as JSON, and tensors. Nothing executab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,15 +28,7 @@ from sovereign_ai.learning import (
 
 __all__ = ["LocalData", "Node"]
 
-_TRAIN_KEYS = (
-    "local_epochs",
-    "batch_size",
-    "learning_rate",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "proximal_mu",
-)
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 @dataclass(frozen=True)

@@ -168,9 +168,9 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
 
 def central_evaluator(setup: SimulationSetup) -> CentralEvaluator:
     """Evaluate global parameters on the simulation's held-out test set."""
-    model_spec = setup.spec.model.model_copy(update={"num_classes": setup.num_classes})
-    spec = setup.spec.model_copy(update={"model": model_spec})
-    return test_set_evaluator(spec, setup.test_features, setup.test_labels)
+    return test_set_evaluator(
+        setup.spec, setup.test_features, setup.test_labels, num_classes=setup.num_classes
+    )
 
 
 def make_transport(setup: SimulationSetup) -> Transport:
@@ -179,7 +179,8 @@ def make_transport(setup: SimulationSetup) -> Transport:
     if section.backend is SimulationBackend.PROCESS:
         from sovereign_ai.federation.transports.process import ProcessTransport
 
-        return ProcessTransport(setup.spec, workers=section.workers)
+        node_ids = [node.node_id for node in setup.nodes]
+        return ProcessTransport(setup.spec, node_ids=node_ids, workers=section.workers)
     workers = 1 if section.backend is SimulationBackend.SERIAL else section.workers
     return InMemoryTransport(setup.nodes, max_workers=workers)
 

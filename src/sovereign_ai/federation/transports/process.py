@@ -68,18 +68,18 @@ class ProcessTransport:
     ----------
     spec
         The job; each worker prepares the same simulated nodes from it.
+    node_ids
+        The simulated nodes' ids (as the caller's own preparation of ``spec`` named them).
     workers
         Worker processes.
     """
 
-    def __init__(self, spec: JobSpec, *, workers: int = 2) -> None:
+    def __init__(self, spec: JobSpec, *, node_ids: Sequence[str], workers: int = 2) -> None:
         if workers <= 0:
             raise ConfigError(
                 f"The 'workers' parameter of ProcessTransport must be > 0; got {workers}."
             )
-        from sovereign_ai.federation.simulation import prepare_simulation
-
-        self._node_ids = sorted(node.node_id for node in prepare_simulation(spec).nodes)
+        self._node_ids = sorted(node_ids)
         self._pool = cf.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),

@@ -84,13 +84,14 @@ def test_coordinator_restart_without_resume_is_refused(
 def test_node_killed_mid_round_round_completes_and_node_rejoins(
     federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    job = write_job(tmp_path, rounds=7, epochs=3, timeout=6, wait_s=4)
+    job = write_job(tmp_path, rounds=7, epochs=25, timeout=6, wait_s=4)
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     federation.wait_for_round(1, timeout_s=180)
-    time.sleep(0.3)
     federation.kill("central")
-    federation.wait_for_round(3, timeout_s=120)
+    killed_after = federation.durable_round()
+    assert killed_after < 5, "the job was nearly over before the crash; make rounds longer"
+    federation.wait_for_round(killed_after + 2, timeout_s=120)
     start_nodes(federation, node_files, names=("central",))
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail("coordinator")
 

@@ -7,20 +7,20 @@ rebuilds from one against its :class:`ParameterSpec`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from sovereign_ai.core.safetensors_stream import MAX_TENSORS, EncodedTensors, decode, encode
 from sovereign_ai.errors import SerializationError
 
 __all__ = ["FloatArray", "ParameterSpec", "Parameters"]
 
 FloatArray = npt.NDArray[np.float32]
-
-_MAX_TENSORS = 100_000
 
 
 @dataclass(frozen=True)
@@ -156,12 +156,20 @@ class Parameters(Mapping[str, FloatArray]):
     # Serialisation ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Serialise to safetensors bytes, preserving tensor order in the metadata."""
-        import json
-
         from safetensors.numpy import save
 
-        order = json.dumps(list(self._tensors))
-        return bytes(save(dict(self._tensors), metadata={"order": order}))
+        return bytes(save(dict(self._tensors), metadata=self._order_metadata()))
+
+    def encoded(self) -> EncodedTensors:
+        """The safetensors payload as views of these tensors' memory, for streaming.
+
+        The same format as :meth:`to_bytes` without building one ``bytes`` of the whole model;
+        :meth:`from_buffer` (or :meth:`from_bytes`) reads it back.
+        """
+        return encode(self._tensors, metadata=self._order_metadata())
+
+    def _order_metadata(self) -> dict[str, str]:
+        return {"order": json.dumps(list(self._tensors))}
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Parameters:
@@ -179,20 +187,33 @@ class Parameters(Mapping[str, FloatArray]):
             raise SerializationError(f"Expected bytes; got {type(payload).__name__}.")
         try:
             loaded = load(bytes(payload))
-            order = _read_order(bytes(payload))
+            metadata = _read_metadata(bytes(payload))
         except (SafetensorError, ValueError, TypeError, OverflowError, KeyError) as exc:
             raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
-        if len(loaded) > _MAX_TENSORS:
-            raise SerializationError(
-                f"Payload holds {len(loaded)} tensors; at most {_MAX_TENSORS}."
-            )
-        names = order if order is not None and set(order) == set(loaded) else sorted(loaded)
-        for name in names:
-            if not np.issubdtype(loaded[name].dtype, np.floating):
+        if len(loaded) > MAX_TENSORS:
+            raise SerializationError(f"Payload holds {len(loaded)} tensors; at most {MAX_TENSORS}.")
+        for name, array in loaded.items():
+            if not np.issubdtype(array.dtype, np.floating):
                 raise SerializationError(
-                    f"Tensor {name!r} has dtype {loaded[name].dtype}; parameters must be floats."
+                    f"Tensor {name!r} has dtype {array.dtype}; parameters must be floats."
                 )
-        return cls._adopt({name: loaded[name] for name in names})
+        return cls._adopt({name: loaded[name] for name in _in_order(metadata, loaded)})
+
+    @classmethod
+    def from_buffer(
+        cls, buffer: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
+    ) -> Parameters:
+        """Parse a safetensors payload in place: float32 tensors view ``buffer`` without a copy.
+
+        For payloads received off the wire into a buffer no one else writes to afterwards.
+
+        Raises
+        ------
+        SerializationError
+            If the buffer is not a well-formed safetensors payload of float tensors.
+        """
+        tensors, metadata = decode(buffer)
+        return cls._adopt({name: tensors[name] for name in _in_order(metadata, tensors)})
 
     @classmethod
     def _adopt(cls, tensors: dict[str, npt.NDArray[Any]]) -> Parameters:
@@ -218,17 +239,21 @@ class Parameters(Mapping[str, FloatArray]):
         return adopted
 
 
-def _read_order(payload: bytes) -> list[str] | None:
-    """Tensor order from the safetensors header metadata, if present."""
-    import json
-
+def _read_metadata(payload: bytes) -> dict[str, object]:
+    """The ``__metadata__`` of a payload the library has already accepted."""
     header_len = int.from_bytes(payload[:8], "little")
-    header = json.loads(payload[8 : 8 + header_len])
-    meta = header.get("__metadata__") or {}
-    order = meta.get("order")
-    if not isinstance(order, str):
-        return None
-    names = json.loads(order)
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    return names
+    meta = json.loads(payload[8 : 8 + header_len]).get("__metadata__")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _in_order(metadata: Mapping[str, object], names: Iterable[str]) -> list[str]:
+    """Tensor names in the order :meth:`Parameters.to_bytes` recorded; sorted if none matches."""
+    present = list(names)
+    order = metadata.get("order")
+    try:
+        recorded = json.loads(order) if isinstance(order, str) else None
+    except json.JSONDecodeError:
+        recorded = None
+    if isinstance(recorded, list) and sorted(map(str, recorded)) == sorted(present):
+        return [str(name) for name in recorded]
+    return sorted(present)

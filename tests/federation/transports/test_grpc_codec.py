@@ -70,7 +70,6 @@ def receive_task(messages: list[pb.TaskChunk], limits: WireLimits = SMALL) -> Ta
     payload = read_payload(
         messages[1:],
         declared_size=header.payload_size,
-        declared_sha256=header.payload_sha256,
         limits=limits,
     )
     return decode_task(header, payload)
@@ -84,8 +83,34 @@ def test_task_round_trips_with_typed_settings() -> None:
 
     assert got == task
     assert [type(v) for v in got.config.values()] == [int, str, int, bool, str, float]
-    assert all(len(m.data) <= 100 for m in messages[1:])
-    assert len(messages) - 1 == math.ceil(messages[0].header.payload_size / 100)
+    assert all(len(m.data) <= 100 for m in messages[1:-1])
+    assert len(messages) - 2 == math.ceil(messages[0].header.payload_size / 100)
+    sent = task.parameters.encoded().to_bytes()
+    assert messages[-1].trailer.sha256 == hashlib.sha256(sent).digest()
+
+
+def test_the_payload_streams_from_the_tensors_and_hashes_once_per_payload() -> None:
+    parameters = Parameters({"w": np.arange(1000, dtype=np.float32)})
+    payload = Payload.of(parameters)
+
+    first = list(payload.messages(pb.TaskChunk, 1024))
+    again = list(payload.messages(pb.TaskChunk, 1024))
+
+    assert np.shares_memory(
+        np.frombuffer(payload.encoded.buffers[0], dtype=np.float32), parameters["w"]
+    )
+    assert first == again  # the second stream reuses the digest the first one left behind
+    assert b"".join(m.data for m in first[:-1]) == payload.encoded.to_bytes()
+
+
+def test_received_parameters_view_the_receive_buffer() -> None:
+    messages = wire_task(a_task())
+    header = messages[0].header
+
+    buffer = read_payload(messages[1:], declared_size=header.payload_size, limits=SMALL)
+    task = decode_task(header, buffer)
+
+    assert all(np.shares_memory(array, buffer) for array in task.parameters.values())
 
 
 def test_result_round_trips() -> None:
@@ -105,7 +130,6 @@ def test_result_round_trips() -> None:
     payload = read_payload(
         messages[1:],
         declared_size=header.payload_size,
-        declared_sha256=header.payload_sha256,
         limits=SMALL,
     )
 
@@ -141,9 +165,16 @@ def _never_read() -> Iterator[pb.TaskChunk]:
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
-        (lambda m: m[:-1], r"ended after \d+ of the \d+ payload bytes it declared \(truncated\)"),
-        (lambda m: [*m, pb.TaskChunk(data=b"!")], "more than the"),
+        (lambda m: m[:-1], r"ended after \d+ of the \d+ payload bytes it declared, without"),
+        (lambda m: [*m[:-2], m[-1]], r"trailer came after \d+ of the \d+ bytes"),
+        (lambda m: [*m[:-1], pb.TaskChunk(data=b"!")], "more than the"),
+        (lambda m: [*m, pb.TaskChunk(data=b"!")], "goes on after its payload's trailer"),
+        (lambda m: [*m, m[-1]], "goes on after its payload's trailer"),
         (lambda m: [m[0], pb.TaskChunk(data=bytes(len(m[1].data))), *m[2:]], "SHA-256 differs"),
+        (
+            lambda m: [*m[:-1], pb.TaskChunk(trailer=pb.PayloadTrailer(sha256=b"x"))],
+            "SHA-256 has 1 bytes; expected 32",
+        ),
         (lambda m: [m[0], m[0], *m[1:]], "second header"),
         (lambda m: [m[0], pb.TaskChunk(), *m[1:]], "empty message"),
         (lambda m: [m[0], object(), *m[1:]], "not a valid protocol buffer"),
@@ -161,7 +192,7 @@ def test_reading_stops_at_the_first_byte_beyond_the_declared_size() -> None:
     header = messages[0].header
 
     def stream() -> Iterator[pb.TaskChunk]:
-        yield from messages[1:]
+        yield from messages[1:-1]
         yield pb.TaskChunk(data=b"overflow")
         yield from _never_read()
 
@@ -169,7 +200,6 @@ def test_reading_stops_at_the_first_byte_beyond_the_declared_size() -> None:
         read_payload(
             stream(),
             declared_size=header.payload_size,
-            declared_sha256=header.payload_sha256,
             limits=SMALL,
         )
 
@@ -178,10 +208,11 @@ def test_a_payload_that_is_not_safetensors_is_refused() -> None:
     messages = wire_task(a_task())
     junk = b"\xff" * 64
     header = messages[0].header
-    header.payload_size, header.payload_sha256 = len(junk), hashlib.sha256(junk).digest()
+    header.payload_size = len(junk)
+    trailer = pb.PayloadTrailer(sha256=hashlib.sha256(junk).digest())
 
-    with pytest.raises(SerializationError, match="Not a valid safetensors payload"):
-        receive_task([messages[0], pb.TaskChunk(data=junk)])
+    with pytest.raises(SerializationError, match="safetensors header claims"):
+        receive_task([messages[0], pb.TaskChunk(data=junk), pb.TaskChunk(trailer=trailer)])
 
 
 @pytest.mark.parametrize(
@@ -191,7 +222,6 @@ def test_a_payload_that_is_not_safetensors_is_refused() -> None:
         ("job_id", "", "job id is empty"),
         ("node_id", "n" * 70_000, "node id is 70000 characters long"),
         ("stage", "unmask", "Unknown stage 'unmask'; this build handles: statistics, train"),
-        ("payload_sha256", b"x", "SHA-256 has 1 bytes; expected 32"),
     ],
 )
 def test_malformed_task_headers_are_refused(field: str, value: object, reason: str) -> None:

@@ -55,17 +55,27 @@ def _garbage_payload(messages: list[pb.ResultChunk]) -> list[pb.ResultChunk]:
     header = pb.ResultHeader()
     header.CopyFrom(messages[0].header)
     header.payload_size = len(garbage)
-    header.payload_sha256 = hashlib.sha256(garbage).digest()
-    return [pb.ResultChunk(header=header), pb.ResultChunk(data=garbage)]
+    trailer = pb.PayloadTrailer(sha256=hashlib.sha256(garbage).digest())
+    return [
+        pb.ResultChunk(header=header),
+        pb.ResultChunk(data=garbage),
+        pb.ResultChunk(trailer=trailer),
+    ]
 
 
 BAD_PUSHES: dict[str, tuple[Mutation, grpc.StatusCode, str]] = {
-    "truncated": (lambda m: m[:-1], grpc.StatusCode.INVALID_ARGUMENT, "(truncated)"),
+    "truncated": (lambda m: [*m[:-2], m[-1]], grpc.StatusCode.INVALID_ARGUMENT, "(truncated)"),
     "extra bytes": (
-        lambda m: [*m, pb.ResultChunk(data=b"x")],
+        lambda m: [*m[:-1], pb.ResultChunk(data=b"x"), m[-1]],
         grpc.StatusCode.INVALID_ARGUMENT,
         "more than the",
     ),
+    "data after the trailer": (
+        lambda m: [*m, pb.ResultChunk(data=b"x")],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "goes on after",
+    ),
+    "no trailer": (lambda m: m[:-1], grpc.StatusCode.INVALID_ARGUMENT, "without its trailer"),
     "sha mismatch": (_flip_a_byte, grpc.StatusCode.INVALID_ARGUMENT, "SHA-256 differs"),
     "oversize declaration": (
         _edit_header(payload_size=3 * 1024**3),

@@ -27,7 +27,7 @@ class PullRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., max_wait_ms: _Optional[int] = ...) -> None: ...
 
 class TaskHeader(_message.Message):
-    __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "config", "payload_size", "payload_sha256")
+    __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "config", "payload_size")
     class ConfigEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,7 +42,6 @@ class TaskHeader(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_SIZE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: str
     round_number: int
@@ -50,19 +49,26 @@ class TaskHeader(_message.Message):
     node_id: str
     config: _containers.MessageMap[str, ConfigValue]
     payload_size: int
-    payload_sha256: bytes
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., config: _Optional[_Mapping[str, ConfigValue]] = ..., payload_size: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., config: _Optional[_Mapping[str, ConfigValue]] = ..., payload_size: _Optional[int] = ...) -> None: ...
+
+class PayloadTrailer(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: bytes
+    def __init__(self, sha256: _Optional[bytes] = ...) -> None: ...
 
 class TaskChunk(_message.Message):
-    __slots__ = ("header", "data")
+    __slots__ = ("header", "data", "trailer")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
     header: TaskHeader
     data: bytes
-    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    trailer: PayloadTrailer
+    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., trailer: _Optional[_Union[PayloadTrailer, _Mapping]] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
-    __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "num_examples", "metrics", "payload_size", "payload_sha256", "error")
+    __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "num_examples", "metrics", "payload_size", "error")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -78,7 +84,6 @@ class ResultHeader(_message.Message):
     NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_SIZE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: str
@@ -88,17 +93,18 @@ class ResultHeader(_message.Message):
     num_examples: int
     metrics: _containers.ScalarMap[str, float]
     payload_size: int
-    payload_sha256: bytes
     error: str
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., num_examples: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., payload_size: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., num_examples: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., payload_size: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ResultChunk(_message.Message):
-    __slots__ = ("header", "data")
+    __slots__ = ("header", "data", "trailer")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
     header: ResultHeader
     data: bytes
-    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    trailer: PayloadTrailer
+    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., trailer: _Optional[_Union[PayloadTrailer, _Mapping]] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("task_id",)

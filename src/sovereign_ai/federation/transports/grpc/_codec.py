@@ -1,10 +1,17 @@
 """Tasks and results to protocol messages and back: headers, chunked payloads, checked reassembly.
 
-A task or result crosses the wire as one header message followed by its safetensors payload in
-data chunks. The header declares the payload's size and SHA-256; the receiver refuses a declared
-size above its limit before reading anything, stops reading as soon as more bytes arrive than
-declared, and refuses the payload if fewer arrive or the digest differs. Everything malformed
-becomes a :class:`~sovereign_ai.errors.SerializationError` naming what was wrong.
+A task or result crosses the wire as one header message, its safetensors payload in data chunks,
+and a trailer with the payload's SHA-256. The header declares the payload's size; the receiver
+refuses a declared size above its limit before reading anything, stops reading as soon as more
+bytes arrive than declared, and refuses the payload if fewer arrive, the digest differs or anything
+follows the trailer. Everything malformed becomes a :class:`~sovereign_ai.errors.SerializationError`
+naming what was wrong.
+
+Nothing here holds a second full-size copy of a payload. The sender streams from the tensors' own
+memory (:meth:`Parameters.encoded`) and hashes each chunk as it goes; the receiver copies each
+chunk once into a buffer of the declared size, hashing it on the way, and the parameters it
+returns view that buffer (:meth:`Parameters.from_buffer`). The digest is in a trailer, not the
+header, so that neither end needs a pass over the payload of its own.
 """
 
 from __future__ import annotations
@@ -12,9 +19,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
+from sovereign_ai.core.safetensors_stream import EncodedTensors
 from sovereign_ai.errors import SerializationError
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
@@ -40,6 +51,7 @@ _SHA256_BYTES = 32
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 Chunk = pb.TaskChunk | pb.ResultChunk
+_ChunkT = TypeVar("_ChunkT", pb.TaskChunk, pb.ResultChunk)
 
 
 def new_task_id() -> bytes:
@@ -47,18 +59,40 @@ def new_task_id() -> bytes:
     return secrets.token_bytes(TASK_ID_BYTES)
 
 
-@dataclass(frozen=True)
 class Payload:
-    """A parameters payload as it travels: safetensors bytes and their SHA-256."""
+    """A parameters payload as it travels: safetensors laid over the tensors' memory.
 
-    data: bytes
-    sha256: bytes
+    A stage sends the same global model to every node, so one :class:`Payload` serves many
+    streams; the first stream to finish leaves the SHA-256 behind, and later streams skip hashing.
+    """
+
+    __slots__ = ("_sha256", "encoded")
+
+    def __init__(self, encoded: EncodedTensors) -> None:
+        self.encoded = encoded
+        self._sha256: bytes | None = None
 
     @classmethod
     def of(cls, parameters: Parameters) -> Payload:
-        """Serialise ``parameters`` once (a stage sends the same global model to every node)."""
-        data = parameters.to_bytes()
-        return cls(data=data, sha256=hashlib.sha256(data).digest())
+        """The payload of ``parameters`` (views their memory; nothing is serialised yet)."""
+        return cls(parameters.encoded())
+
+    @property
+    def size(self) -> int:
+        """Payload size in bytes."""
+        return self.encoded.size
+
+    def messages(self, chunk_type: type[_ChunkT], chunk_size: int) -> Iterator[_ChunkT]:
+        """Data chunks of ``chunk_type``, then the trailer with the SHA-256 of those bytes."""
+        hasher = hashlib.sha256() if self._sha256 is None else None
+        for data in self.encoded.chunks(chunk_size):
+            if hasher is not None:
+                hasher.update(data)
+            yield chunk_type(data=data)
+        if hasher is not None:
+            self._sha256 = hasher.digest()  # equal in every stream, so a race is harmless
+        assert self._sha256 is not None
+        yield chunk_type(trailer=pb.PayloadTrailer(sha256=self._sha256))
 
 
 # Encoding -----------------------------------------------------------------------------------------
@@ -70,8 +104,7 @@ def task_header(task: Task, *, task_id: bytes, payload: Payload) -> pb.TaskHeade
         round_number=task.round_number,
         stage=task.stage.value,
         node_id=task.node_id,
-        payload_size=len(payload.data),
-        payload_sha256=payload.sha256,
+        payload_size=payload.size,
     )
     for key, value in task.config.items():
         header.config[key].CopyFrom(_encode_value(key, value))
@@ -94,25 +127,18 @@ def _encode_value(key: str, value: ConfigValue) -> pb.ConfigValue:
     )
 
 
-def _chunks(data: bytes, chunk_size: int) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(data), chunk_size):
-        yield bytes(view[start : start + chunk_size])  # protobuf needs bytes; copies one chunk
-
-
 def task_messages(
     header: pb.TaskHeader, payload: Payload, *, limits: WireLimits
 ) -> Iterator[pb.TaskChunk]:
-    """The header, then the payload in chunks of at most ``limits.chunk_size_bytes``."""
+    """The header, the payload in chunks of at most ``limits.chunk_size_bytes``, the trailer."""
     yield pb.TaskChunk(header=header)
-    for data in _chunks(payload.data, limits.chunk_size_bytes):
-        yield pb.TaskChunk(data=data)
+    yield from payload.messages(pb.TaskChunk, limits.chunk_size_bytes)
 
 
 def result_messages(
     result: Result, *, task_id: bytes, limits: WireLimits
 ) -> Iterator[pb.ResultChunk]:
-    """A result's header echoing ``task_id``, then its payload in chunks.
+    """A result's header echoing ``task_id``, its payload in chunks, then the trailer.
 
     Raises
     ------
@@ -120,10 +146,9 @@ def result_messages(
         At once (not when iterated) if the payload exceeds ``limits.max_payload_bytes``.
     """
     payload = Payload.of(result.parameters)
-    if len(payload.data) > limits.max_payload_bytes:
+    if payload.size > limits.max_payload_bytes:
         raise SerializationError(
-            f"The result payload is {len(payload.data)} bytes; the limit is "
-            f"{limits.max_payload_bytes}."
+            f"The result payload is {payload.size} bytes; the limit is {limits.max_payload_bytes}."
         )
     header = pb.ResultHeader(
         task_id=task_id,
@@ -132,18 +157,16 @@ def result_messages(
         stage=result.stage.value,
         node_id=result.node_id,
         num_examples=result.num_examples,
-        payload_size=len(payload.data),
-        payload_sha256=payload.sha256,
+        payload_size=payload.size,
     )
     for name, value in result.metrics.items():
         header.metrics[name] = float(value)
-    return _stream(pb.ResultChunk(header=header), payload.data, limits.chunk_size_bytes)
+    return _stream(pb.ResultChunk(header=header), payload, limits.chunk_size_bytes)
 
 
-def _stream(first: pb.ResultChunk, data: bytes, chunk_size: int) -> Iterator[pb.ResultChunk]:
+def _stream(first: pb.ResultChunk, payload: Payload, chunk_size: int) -> Iterator[pb.ResultChunk]:
     yield first
-    for part in _chunks(data, chunk_size):
-        yield pb.ResultChunk(data=part)
+    yield from payload.messages(pb.ResultChunk, chunk_size)
 
 
 def refusal_message(header: pb.TaskHeader, *, reason: str, limits: WireLimits) -> pb.ResultChunk:
@@ -192,10 +215,6 @@ def _check_common(
             f"The {kind} declares a payload of {header.payload_size} bytes; the limit is "
             f"{limits.max_payload_bytes} (WireLimits.max_payload_bytes)."
         )
-    if len(header.payload_sha256) != _SHA256_BYTES:
-        raise SerializationError(
-            f"The {kind} header's SHA-256 has {len(header.payload_sha256)} bytes; expected 32."
-        )
 
 
 def _stage(value: str) -> Stage:
@@ -240,65 +259,82 @@ def check_result_header(header: pb.ResultHeader, *, limits: WireLimits) -> None:
 
 
 def read_payload(
-    messages: Iterable[object],
-    *,
-    declared_size: int,
-    declared_sha256: bytes,
-    limits: WireLimits,
-) -> bytes:
-    """Reassemble the data chunks that follow a header, checking size and digest.
+    messages: Iterable[object], *, declared_size: int, limits: WireLimits
+) -> npt.NDArray[np.uint8]:
+    """Reassemble the data chunks and trailer that follow a header, checking size and digest.
 
     Parameters
     ----------
     messages
-        The rest of the stream (anything but a chunk message is refused).
-    declared_size, declared_sha256
+        The rest of the stream (anything but data chunks and one final trailer is refused).
+    declared_size
         What the header announced (already checked against ``limits``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The payload, ``declared_size`` bytes; only the receiver holds it.
 
     Raises
     ------
     SerializationError
-        On an undecodable or non-data message, more or fewer bytes than declared, or a digest
-        mismatch.
+        On an undecodable or unexpected message, more or fewer bytes than declared, a missing
+        trailer, anything after it, or a digest mismatch.
     """
+    buffer = np.empty(declared_size, dtype=np.uint8)  # untouched pages cost no memory yet
     hasher = hashlib.sha256()
-    parts: list[bytes] = []
     received = 0
-    for message in messages:
+    iterator = iter(messages)
+    for message in iterator:
         if not isinstance(message, pb.TaskChunk | pb.ResultChunk):
             raise SerializationError("A message of the stream is not a valid protocol buffer.")
+        part = message.WhichOneof("part")
+        if part == "trailer":
+            _check_trailer(message.trailer, hasher, received=received, declared=declared_size)
+            if next(iterator, None) is not None:
+                raise SerializationError("The stream goes on after its payload's trailer.")
+            return buffer
         # Read the field once: each access to a protobuf bytes field builds a new bytes object.
-        data = message.data if message.WhichOneof("part") == "data" else b""
+        data = message.data if part == "data" else b""
         if not data:
             raise SerializationError(
-                "Expected a data chunk after the header; got a second header or an empty message."
+                "Expected a data chunk or the trailer after the header; got a second header or "
+                "an empty message."
             )
-        received += len(data)
-        if received > declared_size:
+        if received + len(data) > declared_size:
             raise SerializationError(
                 f"The stream carries more than the {declared_size} payload bytes it declared."
             )
         if len(data) > limits.max_message_bytes:  # gRPC enforces this already
             raise SerializationError(f"A chunk of {len(data)} bytes exceeds the limit.")
         hasher.update(data)
-        parts.append(data)
-    if received != declared_size:
+        buffer[received : received + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        received += len(data)
+    raise SerializationError(
+        f"The stream ended after {received} of the {declared_size} payload bytes it declared, "
+        "without its trailer (truncated)."
+    )
+
+
+def _check_trailer(
+    trailer: pb.PayloadTrailer, hasher: hashlib._Hash, *, received: int, declared: int
+) -> None:
+    if received != declared:
         raise SerializationError(
-            f"The stream ended after {received} of the {declared_size} payload bytes it declared "
+            f"The payload's trailer came after {received} of the {declared} bytes it declared "
             "(truncated)."
         )
-    if not secrets.compare_digest(hasher.digest(), declared_sha256):
-        raise SerializationError("The payload's SHA-256 differs from the one its header declared.")
-    data = b"".join(parts)
-    parts.clear()
-    return data
+    if len(trailer.sha256) != _SHA256_BYTES:
+        raise SerializationError(
+            f"The trailer's SHA-256 has {len(trailer.sha256)} bytes; expected {_SHA256_BYTES}."
+        )
+    if not secrets.compare_digest(hasher.digest(), trailer.sha256):
+        raise SerializationError("The payload's SHA-256 differs from the one its trailer declared.")
 
 
-def _parameters(payload: bytes) -> Parameters:
+def _parameters(payload: npt.NDArray[np.uint8]) -> Parameters:
     try:
-        return Parameters.from_bytes(payload)
-    except SerializationError:
-        raise
+        return Parameters.from_buffer(payload)
     except Exception as exc:  # hostile bytes: any parser failure means a malformed payload
         raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
 
@@ -321,7 +357,7 @@ def _config(values: Mapping[str, pb.ConfigValue]) -> dict[str, ConfigValue]:
     return config
 
 
-def decode_task(header: pb.TaskHeader, payload: bytes) -> Task:
+def decode_task(header: pb.TaskHeader, payload: npt.NDArray[np.uint8]) -> Task:
     """The task a checked header and its reassembled payload describe."""
     return Task(
         job_id=header.job_id,
@@ -333,7 +369,7 @@ def decode_task(header: pb.TaskHeader, payload: bytes) -> Task:
     )
 
 
-def decode_result(header: pb.ResultHeader, payload: bytes) -> Result:
+def decode_result(header: pb.ResultHeader, payload: npt.NDArray[np.uint8]) -> Result:
     """The result a checked (non-refusal) header and its reassembled payload describe."""
     return Result(
         job_id=header.job_id,

@@ -337,7 +337,6 @@ class GrpcNodeClient:
             payload = read_payload(
                 messages,
                 declared_size=header.payload_size,
-                declared_sha256=header.payload_sha256,
                 limits=self._limits,
             )
             task = decode_task(header, payload)

@@ -178,7 +178,6 @@ class CoordinatorServicer:
                 payload = read_payload(
                     requests,
                     declared_size=header.payload_size,
-                    declared_sha256=header.payload_sha256,
                     limits=self._limits,
                 )
                 result = decode_result(header, payload)

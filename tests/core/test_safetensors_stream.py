@@ -24,8 +24,7 @@ def tensor_maps(draw: st.DrawFn, dtypes: tuple[str, ...] = ("<f4",)) -> dict[str
     keys = draw(st.lists(names, max_size=5, unique=True))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return {
-        key: rng.standard_normal(draw(shapes)).astype(draw(st.sampled_from(dtypes)))
-        for key in keys
+        key: rng.standard_normal(draw(shapes)).astype(draw(st.sampled_from(dtypes))) for key in keys
     }
 
 

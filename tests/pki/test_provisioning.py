@@ -116,7 +116,7 @@ def test_coordinator_certificate_names_its_hosts_and_role(federation: ProvisionR
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
         "sovereign://coordinator/coordinator"
     ]
-    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def test_node_certificate_names_the_node(federation: ProvisionReport) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sovereign_ai.cli._errors import friendly_errors
@@ -166,19 +167,27 @@ def status(
 ) -> None:
     """Show the running job: round, connected nodes and the last metrics.
 
-    With the coordinator's kit this reads the status the coordinator keeps in its state folder
-    (run it on the coordinator's machine); with a node's kit it asks the coordinator over mTLS.
+    Asks the coordinator over mutual TLS, with the coordinator's own kit or any node's kit. If the
+    coordinator cannot be reached and this is the coordinator's kit, shows the last status it
+    wrote to its state folder instead, with its age.
     """
     console = Console()
     with friendly_errors():
+        from sovereign_ai.errors import TransportError
         from sovereign_ai.federation.transports.grpc import fetch_status
         from sovereign_ai.pki import CoordinatorKit, load_kit
 
         loaded = load_kit(kit)
-        if isinstance(loaded, CoordinatorKit):
-            report = _read_status(state or kit / "state")
-        else:
+        try:
             report = fetch_status(loaded, allow_insecure=allow_insecure)
+        except TransportError as exc:
+            if not isinstance(loaded, CoordinatorKit):
+                raise
+            Console(stderr=True).print(
+                f"[yellow]note:[/] {escape(str(exc))}\nShowing the last status the coordinator "
+                "wrote instead."
+            )
+            report = _read_status(state or kit / "state")
         _print_status(console, report)
 
 
@@ -228,6 +237,7 @@ def _write_status(transport: GrpcCoordinatorTransport, folder: Path) -> None:
 def _write_status_loop(
     transport: GrpcCoordinatorTransport, folder: Path, stop: threading.Event
 ) -> None:
+    _write_status(transport, folder)
     while not stop.wait(1.0):
         _write_status(transport, folder)
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from sovereign_ai.errors import ConfigError, ProvisioningError
 from sovereign_ai.pki.certificates import (
-    ROLE_KEY_USAGE,
+    ISSUED_KEY_USAGES,
     Role,
     generate_private_key,
     random_serial_number,
@@ -181,7 +181,7 @@ class CertificateAuthority:
             .not_valid_after(min(start + dt.timedelta(days=validity_days), self.not_after))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(is_ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ROLE_KEY_USAGE[role]]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(ISSUED_KEY_USAGES[role]), critical=False)
             .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False

@@ -40,6 +40,15 @@ ROLE_KEY_USAGE = {
     Role.COORDINATOR: ExtendedKeyUsageOID.SERVER_AUTH,
     Role.NODE: ExtendedKeyUsageOID.CLIENT_AUTH,
 }
+"""The extended key usage a certificate of each role must allow."""
+
+ISSUED_KEY_USAGES = {
+    # clientAuth too, so the coordinator's operator can ask it for its status over mTLS with the
+    # coordinator's own kit. The role is the OU and URI name, so this does not make it a node.
+    Role.COORDINATOR: [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+    Role.NODE: [ExtendedKeyUsageOID.CLIENT_AUTH],
+}
+"""The extended key usages issued to each role."""
 
 
 def role_uri(role: Role, name: str) -> str:

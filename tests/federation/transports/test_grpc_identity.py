@@ -307,27 +307,10 @@ def test_status_is_for_members_only(
         fetch_status(load_node_kit(intruder), address=address)
 
 
-def test_coordinator_certificate_reads_status_but_never_pulls_tasks(
-    federation: Federation, tmp_path: Path
-) -> None:
-    # Provisioning issues serverAuth only, so TLS refuses the coordinator's certificate as a
-    # client; a certificate that also allows clientAuth reads status and nothing else.
-    certificate, key = issue(
-        federation.out_dir,
-        role="coordinator",
-        name="coordinator",
-        usages=[SERVER, CLIENT],
-        hosts=["127.0.0.1"],
-    )
-    folder = kit_with(
-        federation.out_dir,
-        "coordinator",
-        name="coordinator",
-        certificate=certificate,
-        key=key,
-        into=tmp_path,
-    )
-    kit = load_coordinator_kit(folder)
+def test_coordinator_kit_reads_status_but_never_pulls_tasks(federation: Federation) -> None:
+    # The coordinator's certificate also allows clientAuth, for its operator's status queries;
+    # its role (OU and URI name) still keeps it from acting as a node.
+    kit = federation.coordinator_kit()
     with GrpcCoordinatorTransport(kit=kit, poll_wait_s=POLL_WAIT_S) as transport:
         address = f"127.0.0.1:{transport.port}"
         status = fetch_status(kit, address=address)

@@ -1,5 +1,8 @@
 """Fault tests with real processes: SIGKILL the coordinator or a node, and check the outcome.
 
+The coordinator is killed between rounds, during training and during collection (some results of
+the round in, others not); a node is killed mid-round; a node lost below the minimum stops the job.
+
 The reference for "identical" is the same job over the in-memory transport with nodes built from
 the same files: the gRPC transport must not change results, and neither may a crash.
 """
@@ -17,6 +20,8 @@ from sovereign_ai.data import load_file
 from sovereign_ai.federation import InMemoryTransport, load_job_spec
 from sovereign_ai.federation.deployment import node_from_dataset, run_coordinator
 from sovereign_ai.federation.local_processes import LocalFederation
+from sovereign_ai.federation.transports.grpc import fetch_status
+from sovereign_ai.pki import load_coordinator_kit
 
 from .conftest import CLASSES, LABEL, NODES, start_nodes, write_job
 
@@ -66,6 +71,45 @@ def test_coordinator_sigkill_then_resume_gives_identical_model(
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail("coordinator")
     assert f"Resumed after round {killed_after}" in federation.tail("coordinator", lines=200)
     assert final_parameters(federation) == in_memory_reference(job, node_files, tmp_path)
+
+
+def test_coordinator_sigkill_during_collection_then_resume_gives_identical_model(
+    federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Killed after some results of a round arrived and before the others: none may count."""
+    files = {**node_files, "central": slow_node_file(node_files["central"], tmp_path, times=8)}
+    job = write_job(tmp_path, rounds=4, epochs=20)
+    federation.start_coordinator(job)
+    start_nodes(federation, files)
+    federation.wait_for_round(1, timeout_s=180)
+    kit = load_coordinator_kit(federation.kits / "coordinator")
+    deadline = time.monotonic() + 120
+    while True:  # until north and south have answered round 2's training and central has not
+        status = fetch_status(kit)
+        busy = {node.node_id: node.is_busy for node in status.nodes}
+        if (status.round_number, status.stage) == (2, "train") and busy == {
+            "central": True,
+            "north": False,
+            "south": False,
+        }:
+            break
+        assert status.round_number <= 2 and time.monotonic() < deadline, status
+        time.sleep(0.05)
+    federation.kill("coordinator")
+    assert federation.durable_round() == 1
+
+    federation.start_coordinator(job, resume=True)
+    assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail("coordinator")
+    assert "Resumed after round 1" in federation.tail("coordinator", lines=200)
+    assert final_parameters(federation) == in_memory_reference(job, files, tmp_path)
+
+
+def slow_node_file(path: Path, folder: Path, *, times: int) -> Path:
+    """The same rows repeated ``times`` times: a node that trains ``times`` times longer."""
+    header, *rows = path.read_text().splitlines()
+    slow = folder / f"slow-{path.name}"
+    slow.write_text("\n".join([header, *(rows * times)]) + "\n")
+    return slow
 
 
 def test_coordinator_restart_without_resume_is_refused(

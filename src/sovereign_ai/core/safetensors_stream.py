@@ -64,10 +64,11 @@ class EncodedTensors:
         """Total payload size in bytes."""
         return len(self.header) + sum(buffer.nbytes for buffer in self.buffers)
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int) -> Iterator[memoryview]:
         """The payload in pieces of exactly ``chunk_size`` bytes (the last may be shorter).
 
-        Only one piece is ever copied at a time, so sending costs no full-size allocation.
+        A piece inside one tensor is a view of its memory; only pieces that span tensors (or the
+        header) are copied, so sending costs no full-size allocation.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive; got {chunk_size}.")
@@ -76,17 +77,17 @@ class EncodedTensors:
             offset, length = 0, buffer.nbytes
             while offset < length:
                 if not pending and length - offset >= chunk_size:
-                    yield bytes(buffer[offset : offset + chunk_size])
+                    yield buffer[offset : offset + chunk_size]
                     offset += chunk_size
                     continue
                 take = min(chunk_size - len(pending), length - offset)
                 pending += buffer[offset : offset + take]
                 offset += take
                 if len(pending) == chunk_size:
-                    yield bytes(pending)
+                    yield memoryview(bytes(pending))
                     pending.clear()
         if pending:
-            yield bytes(pending)
+            yield memoryview(bytes(pending))
 
     def to_bytes(self) -> bytes:
         """The whole payload as one ``bytes`` (for tests and small payloads)."""

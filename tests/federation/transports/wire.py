@@ -18,6 +18,7 @@ from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport, WireLimits
 from sovereign_ai.federation.transports.grpc._codec import result_messages
 from sovereign_ai.federation.transports.grpc._dial import open_channel
+from sovereign_ai.federation.transports.grpc._frames import DataFrame
 from sovereign_ai.federation.transports.grpc._service import (
     FederationStub,
     Undecodable,
@@ -109,7 +110,7 @@ class ScriptedCoordinator:
     def push_result(
         self, requests: Iterator[pb.ResultChunk | Undecodable], context: Any
     ) -> pb.PushReply:
-        messages = [m for m in requests if isinstance(m, pb.ResultChunk)]
+        messages = [m for m in requests if isinstance(m, pb.ResultChunk | DataFrame)]
         header = messages[0].header
         with self.pushed_event:
             self.pushed.append((header, b"".join(m.data for m in messages[1:])))

@@ -28,6 +28,7 @@ from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
 from sovereign_ai.core.safetensors_stream import EncodedTensors
 from sovereign_ai.errors import SerializationError
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
+from sovereign_ai.federation.transports.grpc._frames import DataFrame
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
 
 __all__ = [
@@ -82,13 +83,13 @@ class Payload:
         """Payload size in bytes."""
         return self.encoded.size
 
-    def messages(self, chunk_type: type[_ChunkT], chunk_size: int) -> Iterator[_ChunkT]:
-        """Data chunks of ``chunk_type``, then the trailer with the SHA-256 of those bytes."""
+    def messages(self, chunk_type: type[_ChunkT], chunk_size: int) -> Iterator[_ChunkT | DataFrame]:
+        """Data chunks (views of the tensors), then a ``chunk_type`` trailer with their SHA-256."""
         hasher = hashlib.sha256() if self._sha256 is None else None
         for data in self.encoded.chunks(chunk_size):
             if hasher is not None:
                 hasher.update(data)
-            yield chunk_type(data=data)
+            yield DataFrame(data)
         if hasher is not None:
             self._sha256 = hasher.digest()  # equal in every stream, so a race is harmless
         assert self._sha256 is not None
@@ -129,7 +130,7 @@ def _encode_value(key: str, value: ConfigValue) -> pb.ConfigValue:
 
 def task_messages(
     header: pb.TaskHeader, payload: Payload, *, limits: WireLimits
-) -> Iterator[pb.TaskChunk]:
+) -> Iterator[pb.TaskChunk | DataFrame]:
     """The header, the payload in chunks of at most ``limits.chunk_size_bytes``, the trailer."""
     yield pb.TaskChunk(header=header)
     yield from payload.messages(pb.TaskChunk, limits.chunk_size_bytes)
@@ -137,7 +138,7 @@ def task_messages(
 
 def result_messages(
     result: Result, *, task_id: bytes, limits: WireLimits
-) -> Iterator[pb.ResultChunk]:
+) -> Iterator[pb.ResultChunk | DataFrame]:
     """A result's header echoing ``task_id``, its payload in chunks, then the trailer.
 
     Raises
@@ -164,7 +165,9 @@ def result_messages(
     return _stream(pb.ResultChunk(header=header), payload, limits.chunk_size_bytes)
 
 
-def _stream(first: pb.ResultChunk, payload: Payload, chunk_size: int) -> Iterator[pb.ResultChunk]:
+def _stream(
+    first: pb.ResultChunk, payload: Payload, chunk_size: int
+) -> Iterator[pb.ResultChunk | DataFrame]:
     yield first
     yield from payload.messages(pb.ResultChunk, chunk_size)
 
@@ -286,16 +289,16 @@ def read_payload(
     received = 0
     iterator = iter(messages)
     for message in iterator:
-        if not isinstance(message, pb.TaskChunk | pb.ResultChunk):
+        if not isinstance(message, DataFrame | pb.TaskChunk | pb.ResultChunk):
             raise SerializationError("A message of the stream is not a valid protocol buffer.")
         part = message.WhichOneof("part")
-        if part == "trailer":
+        if part == "trailer" and not isinstance(message, DataFrame):
             _check_trailer(message.trailer, hasher, received=received, declared=declared_size)
             if next(iterator, None) is not None:
                 raise SerializationError("The stream goes on after its payload's trailer.")
             return buffer
         # Read the field once: each access to a protobuf bytes field builds a new bytes object.
-        data = message.data if part == "data" else b""
+        data: bytes | memoryview = message.data if part == "data" else b""
         if not data:
             raise SerializationError(
                 "Expected a data chunk or the trailer after the header; got a second header or "

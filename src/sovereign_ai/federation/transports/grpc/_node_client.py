@@ -37,6 +37,7 @@ from sovereign_ai.federation.transports.grpc._codec import (
     result_messages,
 )
 from sovereign_ai.federation.transports.grpc._dial import open_channel, verify_coordinator
+from sovereign_ai.federation.transports.grpc._frames import DataFrame
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
 from sovereign_ai.federation.transports.grpc._service import (
     NODE_ID_METADATA,
@@ -314,7 +315,9 @@ class GrpcNodeClient:
             self._unsent = answer
             self._flush_unsent()
 
-    def _receive(self, messages: Iterator[pb.TaskChunk | Undecodable]) -> _Answer | None:
+    def _receive(
+        self, messages: Iterator[pb.TaskChunk | DataFrame | Undecodable]
+    ) -> _Answer | None:
         first = next(messages, None)
         if first is None:
             return None  # no task within the long-poll
@@ -371,7 +374,7 @@ class GrpcNodeClient:
         answer = self._unsent
         if answer is None:
             return
-        messages: Iterator[pb.ResultChunk] | None = None
+        messages: Iterator[pb.ResultChunk | DataFrame] | None = None
         reason = answer.refusal or "declined"
         if answer.result is not None:
             try:

@@ -23,6 +23,7 @@ from sovereign_ai.errors import (
     TransportError,
 )
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
+from sovereign_ai.federation.transports.grpc._frames import DataFrame, chunk_parser, serialize
 
 __all__ = [
     "NODE_ID_METADATA",
@@ -71,12 +72,12 @@ class FederationServicer(Protocol):
 
     def pull_task(
         self, request: pb.PullRequest | Undecodable, context: Any
-    ) -> Iterator[pb.TaskChunk]:
+    ) -> Iterator[pb.TaskChunk | DataFrame]:
         """Long-poll for the calling node's next task."""
         ...
 
     def push_result(
-        self, requests: Iterator[pb.ResultChunk | Undecodable], context: Any
+        self, requests: Iterator[pb.ResultChunk | DataFrame | Undecodable], context: Any
     ) -> pb.PushReply:
         """Receive one result stream."""
         ...
@@ -94,11 +95,11 @@ def service_handler(servicer: FederationServicer) -> Any:
             "PullTask": grpc.unary_stream_rpc_method_handler(
                 servicer.pull_task,
                 request_deserializer=_lenient(pb.PullRequest.FromString),
-                response_serializer=pb.TaskChunk.SerializeToString,
+                response_serializer=serialize,
             ),
             "PushResult": grpc.stream_unary_rpc_method_handler(
                 servicer.push_result,
-                request_deserializer=_lenient(pb.ResultChunk.FromString),
+                request_deserializer=_lenient(chunk_parser(pb.ResultChunk)),
                 response_serializer=pb.PushReply.SerializeToString,
             ),
             "Status": grpc.unary_unary_rpc_method_handler(
@@ -118,11 +119,11 @@ class FederationStub:
         self.pull_task = channel.unary_stream(
             prefix + "PullTask",
             request_serializer=pb.PullRequest.SerializeToString,
-            response_deserializer=_lenient(pb.TaskChunk.FromString),
+            response_deserializer=_lenient(chunk_parser(pb.TaskChunk)),
         )
         self.push_result = channel.stream_unary(
             prefix + "PushResult",
-            request_serializer=pb.ResultChunk.SerializeToString,
+            request_serializer=serialize,
             response_deserializer=pb.PushReply.FromString,
         )
         self.status = channel.unary_unary(

@@ -45,6 +45,7 @@ from sovereign_ai.federation.transports.grpc._codec import (
     read_payload,
     task_messages,
 )
+from sovereign_ai.federation.transports.grpc._frames import DataFrame
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
 from sovereign_ai.federation.transports.grpc._service import Undecodable, abort
 from sovereign_ai.federation.transports.grpc._status import CoordinatorStatus
@@ -96,7 +97,7 @@ class CoordinatorServicer:
     # PullTask -----------------------------------------------------------------------------------
     def pull_task(
         self, request: pb.PullRequest | Undecodable, context: Any
-    ) -> Iterator[pb.TaskChunk]:
+    ) -> Iterator[pb.TaskChunk | DataFrame]:
         """Long-poll for the caller's next task; an empty stream means none arrived in time."""
         if not isinstance(request, pb.PullRequest):
             abort(context, SerializationError("The PullRequest is not a valid protocol buffer."))
@@ -137,7 +138,7 @@ class CoordinatorServicer:
                 self._pushes[node_id] -= 1
 
     def push_result(
-        self, requests: Iterator[pb.ResultChunk | Undecodable], context: Any
+        self, requests: Iterator[pb.ResultChunk | DataFrame | Undecodable], context: Any
     ) -> pb.PushReply:
         """Accept one result for an outstanding task issued to the caller, exactly once."""
         node_id = self._admit(context).name
@@ -162,7 +163,7 @@ class CoordinatorServicer:
         self,
         pending: Pending,
         header: pb.ResultHeader,
-        requests: Iterator[pb.ResultChunk | Undecodable],
+        requests: Iterator[pb.ResultChunk | DataFrame | Undecodable],
         context: Any,
         *,
         node_id: str,

@@ -66,7 +66,6 @@ stream_edits = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 50), st.integers(0, 10_000), st.integers(1, 255)),
     st.tuples(st.just("cut"), st.integers(0, 50), st.integers(0, 10_000)),
     st.tuples(st.just("insert"), st.integers(0, 50), st.binary(max_size=64)),
-    st.tuples(st.just("trailer"), st.binary(max_size=40)),
 )
 edits = st.lists(st.one_of(header_edits, stream_edits), min_size=1, max_size=6)
 
@@ -100,9 +99,7 @@ def mutate(messages: list[pb.ResultChunk], changes: list[tuple[Any, ...]]) -> li
             wire[change[1] % n] = wire[change[1] % n][: change[2]]
         elif kind == "insert":
             wire.insert(change[1] % (n + 1), change[2])
-        elif kind == "trailer" and n:
-            trailer = pb.PayloadTrailer(sha256=change[1])
-            wire[-1] = pb.ResultChunk(trailer=trailer).SerializeToString()
+
     return wire
 
 

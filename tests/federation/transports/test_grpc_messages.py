@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -44,10 +43,10 @@ def _edit_header(**changes: object) -> Mutation:
     return mutate
 
 
-def _flip_a_byte(messages: list[pb.ResultChunk]) -> list[pb.ResultChunk]:
-    data = bytearray(messages[2].data)
-    data[0] ^= 0x01
-    return [*messages[:2], pb.ResultChunk(data=bytes(data)), *messages[3:]]
+def _corrupt_the_safetensors_header(messages: list[pb.ResultChunk]) -> list[pb.ResultChunk]:
+    data = bytearray(messages[1].data)
+    data[9] = ord("}")  # inside the JSON header, right after its opening brace
+    return [messages[0], pb.ResultChunk(data=bytes(data)), *messages[2:]]
 
 
 def _garbage_payload(messages: list[pb.ResultChunk]) -> list[pb.ResultChunk]:
@@ -55,28 +54,21 @@ def _garbage_payload(messages: list[pb.ResultChunk]) -> list[pb.ResultChunk]:
     header = pb.ResultHeader()
     header.CopyFrom(messages[0].header)
     header.payload_size = len(garbage)
-    trailer = pb.PayloadTrailer(sha256=hashlib.sha256(garbage).digest())
-    return [
-        pb.ResultChunk(header=header),
-        pb.ResultChunk(data=garbage),
-        pb.ResultChunk(trailer=trailer),
-    ]
+    return [pb.ResultChunk(header=header), pb.ResultChunk(data=garbage)]
 
 
 BAD_PUSHES: dict[str, tuple[Mutation, grpc.StatusCode, str]] = {
-    "truncated": (lambda m: [*m[:-2], m[-1]], grpc.StatusCode.INVALID_ARGUMENT, "(truncated)"),
+    "truncated": (lambda m: m[:-1], grpc.StatusCode.INVALID_ARGUMENT, "(truncated)"),
     "extra bytes": (
-        lambda m: [*m[:-1], pb.ResultChunk(data=b"x"), m[-1]],
+        lambda m: [*m, pb.ResultChunk(data=b"x")],
         grpc.StatusCode.INVALID_ARGUMENT,
         "more than the",
     ),
-    "data after the trailer": (
-        lambda m: [*m, pb.ResultChunk(data=b"x")],
+    "corrupt safetensors header": (
+        _corrupt_the_safetensors_header,
         grpc.StatusCode.INVALID_ARGUMENT,
-        "goes on after",
+        "not valid JSON",
     ),
-    "no trailer": (lambda m: m[:-1], grpc.StatusCode.INVALID_ARGUMENT, "without its trailer"),
-    "sha mismatch": (_flip_a_byte, grpc.StatusCode.INVALID_ARGUMENT, "SHA-256 differs"),
     "oversize declaration": (
         _edit_header(payload_size=3 * 1024**3),
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -232,7 +224,7 @@ def test_node_refuses_misaddressed_replayed_and_corrupt_tasks(
     first, last = task_for("hospital-a", round_number=1), task_for("hospital-a", round_number=2)
     replayed = _task_stream(first)
     corrupt = _task_stream(task_for("hospital-a", round_number=9))
-    corrupt[2] = pb.TaskChunk(data=bytes(len(corrupt[2].data)))
+    corrupt[1] = pb.TaskChunk(data=bytes(len(corrupt[1].data)))  # zeros inside the JSON header
     unknown_stage = _task_stream(first)
     unknown_stage[0].header.stage = "unmask"
     for stream in (
@@ -259,5 +251,5 @@ def test_node_refuses_misaddressed_replayed_and_corrupt_tasks(
         (9, "the task was malformed: "),
         (2, ""),
     ]
-    assert "SHA-256 differs" in headers[1].error
+    assert "not valid JSON" in headers[1].error
     assert headers[0].task_id == replayed[0].header.task_id

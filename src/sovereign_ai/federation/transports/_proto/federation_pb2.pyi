@@ -51,21 +51,13 @@ class TaskHeader(_message.Message):
     payload_size: int
     def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., config: _Optional[_Mapping[str, ConfigValue]] = ..., payload_size: _Optional[int] = ...) -> None: ...
 
-class PayloadTrailer(_message.Message):
-    __slots__ = ("sha256",)
-    SHA256_FIELD_NUMBER: _ClassVar[int]
-    sha256: bytes
-    def __init__(self, sha256: _Optional[bytes] = ...) -> None: ...
-
 class TaskChunk(_message.Message):
-    __slots__ = ("header", "data", "trailer")
+    __slots__ = ("header", "data")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
-    TRAILER_FIELD_NUMBER: _ClassVar[int]
     header: TaskHeader
     data: bytes
-    trailer: PayloadTrailer
-    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., trailer: _Optional[_Union[PayloadTrailer, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
     __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "num_examples", "metrics", "payload_size", "error")
@@ -97,14 +89,12 @@ class ResultHeader(_message.Message):
     def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., num_examples: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., payload_size: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ResultChunk(_message.Message):
-    __slots__ = ("header", "data", "trailer")
+    __slots__ = ("header", "data")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
-    TRAILER_FIELD_NUMBER: _ClassVar[int]
     header: ResultHeader
     data: bytes
-    trailer: PayloadTrailer
-    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., trailer: _Optional[_Union[PayloadTrailer, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("task_id",)

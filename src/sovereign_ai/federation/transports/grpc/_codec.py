@@ -1,25 +1,26 @@
 """Tasks and results to protocol messages and back: headers, chunked payloads, checked reassembly.
 
-A task or result crosses the wire as one header message, its safetensors payload in data chunks,
-and a trailer with the payload's SHA-256. The header declares the payload's size; the receiver
-refuses a declared size above its limit before reading anything, stops reading as soon as more
-bytes arrive than declared, and refuses the payload if fewer arrive, the digest differs or anything
-follows the trailer. Everything malformed becomes a :class:`~sovereign_ai.errors.SerializationError`
-naming what was wrong.
+A task or result crosses the wire as one header message followed by its safetensors payload in
+data chunks. The header declares the payload's size; the receiver refuses a declared size above
+its limit before reading anything, stops reading as soon as more bytes arrive than declared, and
+refuses the payload if fewer arrive. Everything malformed becomes a
+:class:`~sovereign_ai.errors.SerializationError` naming what was wrong.
+
+There is no digest on the wire: TLS authenticates every record, so a digest would check again
+what TLS has checked, at the price of a pass over the payload at each end (on two cores, more
+than the whole transfer of a large model costs without it; see docs/benchmarks.md). A party that
+must record what it sent or received (an audit log) hashes it where it records it.
 
 Nothing here holds a second full-size copy of a payload. The sender streams from the tensors' own
-memory (:meth:`Parameters.encoded`) and hashes each chunk as it goes; the receiver copies each
-chunk once into a buffer of the declared size, hashing it on the way, and the parameters it
-returns view that buffer (:meth:`Parameters.from_buffer`). The digest is in a trailer, not the
-header, so that neither end needs a pass over the payload of its own.
+memory (:meth:`Parameters.encoded`); the receiver copies each chunk once into a buffer of the
+declared size, and the parameters it returns view that buffer (:meth:`Parameters.from_buffer`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeVar
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -48,11 +49,9 @@ __all__ = [
 ]
 
 TASK_ID_BYTES = 16  # 128-bit random nonce per task
-_SHA256_BYTES = 32
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 Chunk = pb.TaskChunk | pb.ResultChunk
-_ChunkT = TypeVar("_ChunkT", pb.TaskChunk, pb.ResultChunk)
 
 
 def new_task_id() -> bytes:
@@ -60,18 +59,14 @@ def new_task_id() -> bytes:
     return secrets.token_bytes(TASK_ID_BYTES)
 
 
+@dataclass(frozen=True)
 class Payload:
     """A parameters payload as it travels: safetensors laid over the tensors' memory.
 
-    A stage sends the same global model to every node, so one :class:`Payload` serves many
-    streams; the first stream to finish leaves the SHA-256 behind, and later streams skip hashing.
+    A stage sends the same global model to every node; one :class:`Payload` serves every stream.
     """
 
-    __slots__ = ("_sha256", "encoded")
-
-    def __init__(self, encoded: EncodedTensors) -> None:
-        self.encoded = encoded
-        self._sha256: bytes | None = None
+    encoded: EncodedTensors
 
     @classmethod
     def of(cls, parameters: Parameters) -> Payload:
@@ -83,17 +78,10 @@ class Payload:
         """Payload size in bytes."""
         return self.encoded.size
 
-    def messages(self, chunk_type: type[_ChunkT], chunk_size: int) -> Iterator[_ChunkT | DataFrame]:
-        """Data chunks (views of the tensors), then a ``chunk_type`` trailer with their SHA-256."""
-        hasher = hashlib.sha256() if self._sha256 is None else None
+    def frames(self, chunk_size: int) -> Iterator[DataFrame]:
+        """The payload as data chunks of at most ``chunk_size`` bytes, viewing the tensors."""
         for data in self.encoded.chunks(chunk_size):
-            if hasher is not None:
-                hasher.update(data)
             yield DataFrame(data)
-        if hasher is not None:
-            self._sha256 = hasher.digest()  # equal in every stream, so a race is harmless
-        assert self._sha256 is not None
-        yield chunk_type(trailer=pb.PayloadTrailer(sha256=self._sha256))
 
 
 # Encoding -----------------------------------------------------------------------------------------
@@ -131,15 +119,15 @@ def _encode_value(key: str, value: ConfigValue) -> pb.ConfigValue:
 def task_messages(
     header: pb.TaskHeader, payload: Payload, *, limits: WireLimits
 ) -> Iterator[pb.TaskChunk | DataFrame]:
-    """The header, the payload in chunks of at most ``limits.chunk_size_bytes``, the trailer."""
+    """The header, then the payload in chunks of at most ``limits.chunk_size_bytes``."""
     yield pb.TaskChunk(header=header)
-    yield from payload.messages(pb.TaskChunk, limits.chunk_size_bytes)
+    yield from payload.frames(limits.chunk_size_bytes)
 
 
 def result_messages(
     result: Result, *, task_id: bytes, limits: WireLimits
 ) -> Iterator[pb.ResultChunk | DataFrame]:
-    """A result's header echoing ``task_id``, its payload in chunks, then the trailer.
+    """A result's header echoing ``task_id``, then its payload in chunks.
 
     Raises
     ------
@@ -169,7 +157,7 @@ def _stream(
     first: pb.ResultChunk, payload: Payload, chunk_size: int
 ) -> Iterator[pb.ResultChunk | DataFrame]:
     yield first
-    yield from payload.messages(pb.ResultChunk, chunk_size)
+    yield from payload.frames(chunk_size)
 
 
 def refusal_message(header: pb.TaskHeader, *, reason: str, limits: WireLimits) -> pb.ResultChunk:
@@ -264,12 +252,12 @@ def check_result_header(header: pb.ResultHeader, *, limits: WireLimits) -> None:
 def read_payload(
     messages: Iterable[object], *, declared_size: int, limits: WireLimits
 ) -> npt.NDArray[np.uint8]:
-    """Reassemble the data chunks and trailer that follow a header, checking size and digest.
+    """Reassemble the data chunks that follow a header into one buffer, checking the size.
 
     Parameters
     ----------
     messages
-        The rest of the stream (anything but data chunks and one final trailer is refused).
+        The rest of the stream (anything but data chunks is refused).
     declared_size
         What the header announced (already checked against ``limits``).
 
@@ -281,28 +269,18 @@ def read_payload(
     Raises
     ------
     SerializationError
-        On an undecodable or unexpected message, more or fewer bytes than declared, a missing
-        trailer, anything after it, or a digest mismatch.
+        On an undecodable or non-data message, or more or fewer bytes than declared.
     """
     buffer = np.empty(declared_size, dtype=np.uint8)  # untouched pages cost no memory yet
-    hasher = hashlib.sha256()
     received = 0
-    iterator = iter(messages)
-    for message in iterator:
+    for message in messages:
         if not isinstance(message, DataFrame | pb.TaskChunk | pb.ResultChunk):
             raise SerializationError("A message of the stream is not a valid protocol buffer.")
-        part = message.WhichOneof("part")
-        if part == "trailer" and not isinstance(message, DataFrame):
-            _check_trailer(message.trailer, hasher, received=received, declared=declared_size)
-            if next(iterator, None) is not None:
-                raise SerializationError("The stream goes on after its payload's trailer.")
-            return buffer
         # Read the field once: each access to a protobuf bytes field builds a new bytes object.
-        data: bytes | memoryview = message.data if part == "data" else b""
+        data: bytes | memoryview = message.data if message.WhichOneof("part") == "data" else b""
         if not data:
             raise SerializationError(
-                "Expected a data chunk or the trailer after the header; got a second header or "
-                "an empty message."
+                "Expected a data chunk after the header; got a second header or an empty message."
             )
         if received + len(data) > declared_size:
             raise SerializationError(
@@ -310,29 +288,14 @@ def read_payload(
             )
         if len(data) > limits.max_message_bytes:  # gRPC enforces this already
             raise SerializationError(f"A chunk of {len(data)} bytes exceeds the limit.")
-        hasher.update(data)
         buffer[received : received + len(data)] = np.frombuffer(data, dtype=np.uint8)
         received += len(data)
-    raise SerializationError(
-        f"The stream ended after {received} of the {declared_size} payload bytes it declared, "
-        "without its trailer (truncated)."
-    )
-
-
-def _check_trailer(
-    trailer: pb.PayloadTrailer, hasher: hashlib._Hash, *, received: int, declared: int
-) -> None:
-    if received != declared:
+    if received != declared_size:
         raise SerializationError(
-            f"The payload's trailer came after {received} of the {declared} bytes it declared "
+            f"The stream ended after {received} of the {declared_size} payload bytes it declared "
             "(truncated)."
         )
-    if len(trailer.sha256) != _SHA256_BYTES:
-        raise SerializationError(
-            f"The trailer's SHA-256 has {len(trailer.sha256)} bytes; expected {_SHA256_BYTES}."
-        )
-    if not secrets.compare_digest(hasher.digest(), trailer.sha256):
-        raise SerializationError("The payload's SHA-256 differs from the one its trailer declared.")
+    return buffer
 
 
 def _parameters(payload: npt.NDArray[np.uint8]) -> Parameters:

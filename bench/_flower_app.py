@@ -188,3 +188,50 @@ def evaluate(msg: Message, context: Context) -> Message:
                 "num-examples": int(x.shape[0]),
             }
     return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+
+def start_fedavg(
+    grid: Any,
+    *,
+    initial: Any,
+    nodes: int,
+    rounds: int,
+    settings: dict[str, Any],
+    central_evaluate: Any,
+) -> Any:
+    """Run Flower's FedAvg over every node each round, with the compared job's client settings.
+
+    ``settings`` holds ``data``, ``seed``, ``hidden`` (a list), ``num-features``,
+    ``num-classes``, ``local-epochs``, ``batch-size`` and ``learning-rate``; both the simulation
+    (``_flower_job.py``) and the deployment (``_flower_deploy_app.py``) ServerApps call this.
+    """
+    from flwr.app import ConfigRecord
+    from flwr.serverapp.strategy import FedAvg
+
+    strategy = FedAvg(
+        fraction_train=1.0,
+        fraction_evaluate=1.0,
+        min_train_nodes=nodes,
+        min_evaluate_nodes=nodes,
+        min_available_nodes=nodes,
+    )
+    config = ConfigRecord(
+        {
+            "data": str(settings["data"]),
+            "seed": int(settings["seed"]),
+            "hidden": json.dumps(settings["hidden"]),
+            "num-features": int(settings["num-features"]),
+            "num-classes": int(settings["num-classes"]),
+            "local-epochs": int(settings["local-epochs"]),
+            "batch-size": int(settings["batch-size"]),
+            "learning-rate": float(settings["learning-rate"]),
+        }
+    )
+    return strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(initial),
+        num_rounds=rounds,
+        train_config=config,
+        evaluate_config=ConfigRecord(dict(config)),
+        evaluate_fn=central_evaluate,
+    )

@@ -32,13 +32,12 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
 from flwr.simulation import run_simulation
 
 from _flower_app import app as client_app
-from _flower_app import build_mlp
+from _flower_app import build_mlp, start_fedavg
 
 
 def main(job_path: str) -> None:
@@ -76,32 +75,22 @@ def main(job_path: str) -> None:
     @server_app.main()
     def server_main(grid: Grid, context: Context) -> None:
         nodes = int(job["num_nodes"])
-        strategy = FedAvg(
-            fraction_train=1.0,
-            fraction_evaluate=1.0,
-            min_train_nodes=nodes,
-            min_evaluate_nodes=nodes,
-            min_available_nodes=nodes,
-        )
-        train_config = ConfigRecord(
-            {
+        result = start_fedavg(
+            grid,
+            initial=initial,
+            nodes=nodes,
+            rounds=int(job["rounds"]),
+            settings={
                 "data": job["data"],
-                "seed": int(job["seed"]),
-                "hidden": json.dumps(hidden),
+                "seed": job["seed"],
+                "hidden": hidden,
                 "num-features": num_features,
                 "num-classes": num_classes,
-                "local-epochs": int(job["local_epochs"]),
-                "batch-size": int(job["batch_size"]),
-                "learning-rate": float(job["learning_rate"]),
-            }
-        )
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=ArrayRecord(initial),
-            num_rounds=int(job["rounds"]),
-            train_config=train_config,
-            evaluate_config=ConfigRecord(dict(train_config)),
-            evaluate_fn=central_evaluate,
+                "local-epochs": job["local_epochs"],
+                "batch-size": job["batch_size"],
+                "learning-rate": job["learning_rate"],
+            },
+            central_evaluate=central_evaluate,
         )
         last = result.evaluate_metrics_clientapp.get(int(job["rounds"]))
         figures["federated_accuracy"] = float(last["accuracy"]) if last else None

@@ -121,6 +121,20 @@ def ensure_flower_venv(out: Console) -> dict[str, str]:
     return versions
 
 
+def job_summary(seed: int) -> dict[str, Any]:
+    """The compared job in words, for the results file."""
+    return {
+        "dataset": "digits",
+        "partition": "dirichlet alpha=0.5",
+        "model": "mlp hidden=[64]",
+        "strategy": "fedavg, every node every round",
+        "local_epochs": 2,
+        "batch_size": 16,
+        "learning_rate": 0.05,
+        "seed": seed,
+    }
+
+
 def job_spec(*, nodes: int, rounds: int, seed: int, backend: str) -> JobSpec:
     """The compared job, on our side."""
     return parse_job_spec(
@@ -344,17 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "command": command_line("flower_compare.py", argv),
             "flower_versions": versions,
-            "job": {
-                "dataset": "digits",
-                "partition": "dirichlet alpha=0.5",
-                "model": "mlp hidden=[64]",
-                "strategy": "fedavg, every node every round",
-                "local_epochs": 2,
-                "batch_size": 16,
-                "learning_rate": 0.05,
-                "seed": args.seed,
-                "cpus": CPUS,
-            },
+            "job": {**job_summary(args.seed), "cpus": CPUS},
             "results": results,
         },
     )

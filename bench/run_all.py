@@ -4,8 +4,9 @@ Run::
 
     .venv/bin/python bench/run_all.py                 # accuracy, scale, backends (~10 min)
     .venv/bin/python bench/run_all.py --quick         # their quick variants (~4 min)
-    .venv/bin/python bench/run_all.py --with-flower   # also bench/flower_compare.py, which
-                                                      # installs Flower into bench/.flower-venv
+    .venv/bin/python bench/run_all.py --with-flower   # also bench/flower_compare.py and
+                                                      # bench/flower_deployment.py, which
+                                                      # install Flower into bench/.flower-venv
 
 Each benchmark runs as its own process, prints its tables and writes ``bench/results/<name>.json``;
 this script then prints the headline figures of all of them. ``docs/benchmarks.md`` explains each
@@ -63,7 +64,7 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
             f"{t['payload_bytes'] / (1 << 20):.0f} MiB model at "
             f"{t['throughput_ratio_vs_raw']:.2f}x raw loopback TCP throughput"
         )
-    elif name == "flower_compare" and "flower_unavailable" in document:
+    elif name in ("flower_compare", "flower_deployment") and "flower_unavailable" in document:
         lines.append("Flower could not be installed: " + document["flower_unavailable"])
     elif name == "flower_compare":
         for result in document["results"]:
@@ -73,6 +74,16 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
                 f"{r['process_wall']:.2f}x (process), peak RSS {r['peak_rss']:.2f}x, accuracy "
                 f"{round(r['accuracy_points'], 1) + 0.0:+.1f} pts"
             )
+    elif name == "flower_deployment":
+        result = document["result"]
+        r = result["ratios_vs_flower"]
+        lines.append(
+            f"{result['nodes']} nodes, {result['rounds']} rounds, processes over TLS: ours/Flower "
+            f"wall to the final model {r['wall_to_final_model']:.2f}x (target <= "
+            f"{result['target']['wall_ratio_at_most']}x: "
+            f"{'met' if result['target']['met'] else 'not met'}), steady round "
+            f"{r['steady_round']:.3f}x, accuracy {round(r['accuracy_points'], 1) + 0.0:+.1f} pts"
+        )
     return lines
 
 
@@ -85,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also compare with Flower (installs it into bench/.flower-venv on first use)",
     )
     args = parser.parse_args(argv)
-    names = [*BENCHMARKS, "flower_compare"] if args.with_flower else list(BENCHMARKS)
+    flower = ["flower_compare", "flower_deployment"]
+    names = [*BENCHMARKS, *flower] if args.with_flower else list(BENCHMARKS)
     out = console()
     failed = []
     for name in names:

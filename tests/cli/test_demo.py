@@ -36,6 +36,7 @@ def test_quick_in_process_demo_prints_the_comparison(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")  # one real-process test at a time (see test_faults.py)
 def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
     tmp_path = tmp_path / "out"
     completed = subprocess.run(  # a relative --out, as `make demo` uses

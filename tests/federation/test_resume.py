@@ -37,7 +37,8 @@ alpha = 0.5
 nodes = 4
 """
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Real processes with deadlines of seconds: one such test at a time, on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 
 def sovereign(*args: str) -> list[str]:

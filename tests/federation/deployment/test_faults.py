@@ -25,7 +25,8 @@ from sovereign_ai.pki import load_coordinator_kit
 
 from .conftest import CLASSES, LABEL, NODES, start_nodes, write_job
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Real processes with deadlines of seconds: one such test at a time, on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 
 def final_parameters(federation: LocalFederation) -> Parameters:

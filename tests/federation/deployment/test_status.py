@@ -13,7 +13,8 @@ from sovereign_ai.federation.local_processes import LocalFederation
 
 from .conftest import start_nodes, write_job
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Real processes with deadlines of seconds: one such test at a time, on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 
 def invoke_status(federation: LocalFederation, kit: Path) -> tuple[int, str]:

@@ -1,14 +1,17 @@
 """Shared building blocks: parameters, round messages and the seams features plug into.
 
-Depends on numpy and the standard library only (safetensors is imported lazily for serialisation).
+Depends on numpy and the standard library only (safetensors is imported lazily for serialisation;
+the transports stream parameters with :mod:`sovereign_ai.core.safetensors_stream`).
 """
 
 from sovereign_ai.core.parameters import FloatArray, Parameters, ParameterSpec
 from sovereign_ai.core.protocols import NodeInstruction, StageOutcome, Strategy, Transport
 from sovereign_ai.core.records import ConfigValue, Metrics, Result, Stage, Task
+from sovereign_ai.core.safetensors_stream import EncodedTensors
 
 __all__ = [
     "ConfigValue",
+    "EncodedTensors",
     "FloatArray",
     "Metrics",
     "NodeInstruction",

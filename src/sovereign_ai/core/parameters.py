@@ -67,11 +67,7 @@ class Parameters(Mapping[str, FloatArray]):
     def __init__(self, tensors: Mapping[str, npt.ArrayLike]) -> None:
         converted: dict[str, FloatArray] = {}
         for name, value in tensors.items():
-            if not isinstance(name, str) or not name or name == "__metadata__":
-                raise SerializationError(
-                    f"Tensor names must be non-empty strings other than '__metadata__'; "
-                    f"got {name!r}."
-                )
+            _check_name(name)
             array = np.array(value, dtype=np.float32, copy=True, order="C")
             array.setflags(write=False)
             converted[name] = array
@@ -219,17 +215,13 @@ class Parameters(Mapping[str, FloatArray]):
     def _adopt(cls, tensors: dict[str, npt.NDArray[Any]]) -> Parameters:
         """Wrap freshly made arrays no one else holds, without the defensive copy.
 
-        For parsers whose arrays are new (the safetensors loader): a 200 MB model then costs one
-        copy less on every message received.
+        For parsers whose arrays are new (the safetensors loader) or view a buffer only they hold
+        (:meth:`from_buffer`): a 200 MB model then costs one copy less on every message received.
         """
         adopted = cls.__new__(cls)
         converted: dict[str, FloatArray] = {}
         for name, array in tensors.items():
-            if not isinstance(name, str) or not name or name == "__metadata__":
-                raise SerializationError(
-                    f"Tensor names must be non-empty strings other than '__metadata__'; "
-                    f"got {name!r}."
-                )
+            _check_name(name)
             owned = array
             if owned.dtype != np.float32 or not owned.flags.c_contiguous:
                 owned = np.array(owned, dtype=np.float32, order="C")
@@ -237,6 +229,13 @@ class Parameters(Mapping[str, FloatArray]):
             converted[name] = owned
         adopted._tensors = converted
         return adopted
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name or name == "__metadata__":
+        raise SerializationError(
+            f"Tensor names must be non-empty strings other than '__metadata__'; got {name!r}."
+        )
 
 
 def _read_metadata(payload: bytes) -> dict[str, object]:

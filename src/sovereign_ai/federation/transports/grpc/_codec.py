@@ -34,7 +34,6 @@ from sovereign_ai.federation.transports.grpc._limits import WireLimits
 
 __all__ = [
     "TASK_ID_BYTES",
-    "Chunk",
     "Payload",
     "check_result_header",
     "check_task_header",
@@ -50,8 +49,6 @@ __all__ = [
 
 TASK_ID_BYTES = 16  # 128-bit random nonce per task
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-Chunk = pb.TaskChunk | pb.ResultChunk
 
 
 def new_task_id() -> bytes:

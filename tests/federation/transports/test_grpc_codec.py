@@ -66,11 +66,7 @@ def wire_task(task: Task, limits: WireLimits = SMALL) -> list[pb.TaskChunk]:
 def receive_task(messages: list[pb.TaskChunk], limits: WireLimits = SMALL) -> Task:
     header = messages[0].header
     check_task_header(header, limits=limits)
-    payload = read_payload(
-        messages[1:],
-        declared_size=header.payload_size,
-        limits=limits,
-    )
+    payload = read_payload(messages[1:], declared_size=header.payload_size, limits=limits)
     return decode_task(header, payload)
 
 
@@ -120,11 +116,7 @@ def test_result_round_trips() -> None:
     messages = list(result_messages(result, task_id=b"t" * 16, limits=SMALL))
     header = messages[0].header
     check_result_header(header, limits=SMALL)
-    payload = read_payload(
-        messages[1:],
-        declared_size=header.payload_size,
-        limits=SMALL,
-    )
+    payload = read_payload(messages[1:], declared_size=header.payload_size, limits=SMALL)
 
     assert header.task_id == b"t" * 16
     assert decode_result(header, payload) == result

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
-from sovereign_ai.core.safetensors_stream import EncodedTensors
+from sovereign_ai.core import ConfigValue, EncodedTensors, Parameters, Result, Stage, Task
 from sovereign_ai.errors import SerializationError
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc._frames import DataFrame

@@ -337,11 +337,7 @@ class GrpcNodeClient:
             logger.warning("Refused task %s: this node has seen it before.", header.task_id.hex())
             return None
         try:
-            payload = read_payload(
-                messages,
-                declared_size=header.payload_size,
-                limits=self._limits,
-            )
+            payload = read_payload(messages, declared_size=header.payload_size, limits=self._limits)
             task = decode_task(header, payload)
         except SerializationError as exc:
             self._remember(header.task_id)

@@ -177,9 +177,7 @@ class CoordinatorServicer:
                 self._book.settle(pending, result=None, failure=header.error)
             else:
                 payload = read_payload(
-                    requests,
-                    declared_size=header.payload_size,
-                    limits=self._limits,
+                    requests, declared_size=header.payload_size, limits=self._limits
                 )
                 result = decode_result(header, payload)
                 result.check_answers(pending.task)

@@ -14,6 +14,8 @@ knows nothing of this package still behaves.
     ├── FederationError                      the round loop cannot go on
     │   ├── InsufficientNodesError           fewer nodes answered than the minimum cohort
     │   ├── StaleMessageError                a message is bound to another job, round, stage or node
+    │   ├── InvalidAnswerError               a node's answer does not fit what its stage expects
+    │   ├── AggregationError                 a round's aggregate could not be adopted
     │   └── NodeUnreachableError             a node could not be reached or went away
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
@@ -29,12 +31,14 @@ Raise with the offending value and what was expected; chain third-party errors w
 from __future__ import annotations
 
 __all__ = [
+    "AggregationError",
     "AuthenticationError",
     "CheckpointError",
     "ConfigError",
     "DataError",
     "FederationError",
     "InsufficientNodesError",
+    "InvalidAnswerError",
     "NodeUnreachableError",
     "ProvisioningError",
     "SerializationError",
@@ -132,6 +136,36 @@ class InsufficientNodesError(FederationError):
 
 class StaleMessageError(FederationError):
     """A message is bound to a different job, round, stage or node than expected."""
+
+
+class InvalidAnswerError(FederationError):
+    """A node's answer fits the wire but not what its stage expects; refused as its failure.
+
+    Parameters
+    ----------
+    node_id
+        The node that answered.
+    stage
+        The stage it answered, e.g. ``"train"``.
+    round_number
+        The round.
+    problem
+        What does not fit, e.g. ``"tensor 'w' has shape [3, 2]; expected [2, 3]"``.
+    """
+
+    def __init__(self, *, node_id: str, stage: str, round_number: int, problem: str) -> None:
+        self.node_id = node_id
+        self.stage = stage
+        self.round_number = round_number
+        self.problem = problem
+        super().__init__(
+            f"Round {round_number} stage {stage!r}: the answer of node {node_id!r} was refused: "
+            f"{problem}."
+        )
+
+
+class AggregationError(FederationError):
+    """A round's aggregate could not be adopted (not finite, or not the model's shape)."""
 
 
 class NodeUnreachableError(FederationError):

@@ -67,38 +67,32 @@ def history_to_json(history: FederationHistory) -> list[dict[str, Any]]:
 
 def history_from_json(rounds: Sequence[dict[str, Any]]) -> FederationHistory:
     """Rebuild a history from what :func:`history_to_json` wrote (e.g. by another process)."""
-    return FederationHistory(
-        rounds=[
-            RoundReport(
-                round_number=int(r["round"]),
-                cohort=list(r["cohort"]),
-                answered=list(r["answered"]),
-                failures=dict(r["failures"]),
-                metrics={k: float(v) for k, v in r["metrics"].items()},
-                attempts=int(r.get("attempts", 1)),
-            )
-            for r in rounds
-        ]
+    return FederationHistory(rounds=[_report_from_json(r) for r in rounds])
+
+
+def _report_from_json(entry: dict[str, Any]) -> RoundReport:
+    return RoundReport(
+        round_number=int(entry["round"]),
+        cohort=list(entry.get("cohort", [])),
+        answered=list(entry.get("answered", [])),
+        failures=dict(entry.get("failures", {})),
+        metrics={k: float(v) for k, v in entry["metrics"].items()},
+        attempts=int(entry.get("attempts", 1)),
     )
 
 
 def complete_history(history: FederationHistory, state_dir: Path) -> FederationHistory:
     """Every durable round of the job, not only those this process ran (after ``--resume``).
 
-    Rounds run before a resume keep their metrics; who took part in them is not recorded.
+    Rounds run by an earlier process are rebuilt whole from the state: metrics, cohort, who
+    answered, failures and attempts.
     """
     from sovereign_ai.federation import CheckpointStore
 
     ran = {report.round_number: report for report in history.rounds}
     with CheckpointStore(state_dir) as store:
-        recorded = store.history()
-    rounds = []
-    for entry in recorded:
-        number = int(entry.pop("round"))
-        rounds.append(
-            ran.get(number)
-            or RoundReport(round_number=number, cohort=[], answered=[], failures={}, metrics=entry)
-        )
+        recorded = store.round_records()
+    rounds = [ran.get(int(entry["round"])) or _report_from_json(entry) for entry in recorded]
     return FederationHistory(
         rounds=rounds, parameters=history.parameters, resumed_from=history.resumed_from
     )

@@ -145,6 +145,23 @@ class Parameters(Mapping[str, FloatArray]):
             offset += count
         return cls(tensors)
 
+    def reordered(self, names: Iterable[str]) -> Parameters:
+        """The same tensors in the order of ``names``, sharing their (read-only) memory.
+
+        Raises
+        ------
+        SerializationError
+            If ``names`` is not exactly this mapping's names.
+        """
+        order = list(names)
+        if sorted(order) != sorted(self._tensors):
+            raise SerializationError(
+                f"Cannot reorder tensors {sorted(self._tensors)} as {order}: the names differ."
+            )
+        reordered = Parameters.__new__(Parameters)
+        reordered._tensors = {name: self._tensors[name] for name in order}
+        return reordered
+
     def with_vector(self, vector: npt.ArrayLike) -> Parameters:
         """Parameters of the same spec holding ``vector``'s values."""
         return Parameters.from_vector(vector, self.spec)

@@ -92,8 +92,13 @@ def build_coordinator(
     store: CheckpointStore | None = None,
     central_evaluator: CentralEvaluator | None = None,
     observer: RoundObserver | None = None,
+    max_node_wait_s: float | None = 0.0,
 ) -> Coordinator:
-    """The job's coordinator over ``transport``: one construction for simulation and deployment."""
+    """The job's coordinator over ``transport``: one construction for simulation and deployment.
+
+    ``max_node_wait_s`` bounds how long each round waits for the strategy's minimum number of
+    nodes (``None``: as long as it takes, as a deployed coordinator does by default).
+    """
     return Coordinator(
         job_id=spec.job_id,
         strategy=build_strategy(spec),
@@ -113,6 +118,8 @@ def build_coordinator(
         standardize_features=spec.coordinator.standardize_features,
         wait_for_nodes=spec.coordinator.wait_for_nodes,
         wait_for_nodes_s=spec.coordinator.wait_for_nodes_s,
+        max_node_wait_s=max_node_wait_s,
+        max_examples_per_node=spec.coordinator.max_examples_per_node,
     )
 
 

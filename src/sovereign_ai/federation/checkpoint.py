@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sovereign_ai.core import FloatArray, Parameters
 from sovereign_ai.errors import CheckpointError, SerializationError
@@ -36,9 +37,11 @@ CREATE TABLE IF NOT EXISTS rounds (
     parameters_sha256 TEXT NOT NULL,
     strategy_state BLOB NOT NULL,
     metrics_json TEXT NOT NULL,
-    completed_at REAL NOT NULL
+    completed_at REAL NOT NULL,
+    record_json TEXT NOT NULL DEFAULT '{}'
 );
 """
+_ADDED_COLUMNS = {"record_json": "TEXT NOT NULL DEFAULT '{}'"}  # columns newer than a state.db
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class CheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(rounds)")}
+            for name, declaration in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE rounds ADD COLUMN {name} {declaration}")
         except (OSError, sqlite3.Error) as exc:
             raise CheckpointError(
                 f"Cannot open the coordinator state in {str(self.directory)!r}: {exc}."
@@ -117,15 +124,20 @@ class CheckpointStore:
         parameters: Parameters,
         strategy_state: Mapping[str, FloatArray],
         metrics: Mapping[str, float],
+        record: Mapping[str, Any] | None = None,
     ) -> None:
-        """Make one completed round durable (parameters file first, then the row)."""
+        """Make one completed round durable (parameters file first, then the row).
+
+        ``record`` holds JSON-ready facts about the round kept beside its metrics (who was
+        asked, who answered, why others did not).
+        """
         payload = parameters.to_bytes()
         name = f"round-{round_number:06d}.safetensors"
         _write_atomically(self._params_dir / name, payload)
         state_bytes = Parameters(dict(strategy_state)).to_bytes()
         self._db.execute(
             "INSERT OR REPLACE INTO rounds (round_number, parameters_file, parameters_sha256, "
-            "strategy_state, metrics_json, completed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "strategy_state, metrics_json, completed_at, record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 round_number,
                 name,
@@ -133,6 +145,7 @@ class CheckpointStore:
                 state_bytes,
                 json.dumps(dict(metrics), sort_keys=True),
                 time.time(),
+                json.dumps(dict(record or {}), sort_keys=True),
             ),
         )
 
@@ -169,11 +182,21 @@ class CheckpointStore:
 
     def history(self) -> list[dict[str, float]]:
         """Metrics of every durable round in order, each with its ``round``."""
+        return [{"round": float(r["round"]), **r["metrics"]} for r in self.round_records()]
+
+    def round_records(self) -> list[dict[str, Any]]:
+        """Every durable round after round 0, in order: ``round``, ``metrics`` and its record.
+
+        Rounds written before records were kept have an empty record.
+        """
         rows = self._db.execute(
-            "SELECT round_number, metrics_json FROM rounds WHERE round_number > 0 "
+            "SELECT round_number, metrics_json, record_json FROM rounds WHERE round_number > 0 "
             "ORDER BY round_number"
         ).fetchall()
-        return [{"round": float(r), **json.loads(m)} for r, m in rows]
+        return [
+            {**json.loads(record), "round": int(number), "metrics": json.loads(metrics)}
+            for number, metrics, record in rows
+        ]
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:

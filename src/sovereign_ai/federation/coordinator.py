@@ -8,18 +8,24 @@ Each round is a sequence of stages carried by a :class:`~sovereign_ai.core.Trans
     metrics = evaluate (federated, weighted by examples; and centrally if a test set is given)
     store.save_round(...)                        # the round is durable before the next begins
 
-A round that falls short of the minimum cohort is retried with a fresh sample (up to
-``max_round_attempts``); after that the job stops with :class:`InsufficientNodesError`, which
-names the missing nodes.
+Every answer is checked against what its stage expects (:mod:`sovereign_ai.federation.answers`)
+before anything is aggregated; an answer that does not fit is that node's failure, with the
+reason, and the stage goes on with the others. A round that falls short of the minimum cohort, or
+whose aggregate is not finite, is retried with a fresh sample (up to ``max_round_attempts``);
+after that the job stops with :class:`InsufficientNodesError` (naming the missing nodes and
+why) or :class:`AggregationError`. Before each attempt the coordinator waits for the strategy's
+minimum number of nodes to be connected, as long as ``max_node_wait_s`` allows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -34,12 +40,30 @@ from sovereign_ai.core import (
     Task,
     Transport,
 )
-from sovereign_ai.errors import ConfigError, InsufficientNodesError, StaleMessageError
+from sovereign_ai.errors import (
+    AggregationError,
+    ConfigError,
+    FederationError,
+    InsufficientNodesError,
+    InvalidAnswerError,
+    SerializationError,
+    StaleMessageError,
+)
+from sovereign_ai.federation.answers import (
+    DEFAULT_MAX_EXAMPLES_PER_NODE,
+    AnswerRules,
+    check_evaluation,
+    check_statistics,
+    check_update,
+)
 from sovereign_ai.federation.checkpoint import CheckpointStore
+from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
 
 __all__ = ["Coordinator", "FederationHistory", "RoundObserver", "RoundReport", "node_seed"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 CentralEvaluator = Callable[[Parameters], Mapping[str, float]]
 """Evaluates global parameters on a test set the coordinator holds (simulation, benchmarks)."""
@@ -61,6 +85,15 @@ class RoundReport:
     failures: dict[str, str]
     metrics: dict[str, float]
     attempts: int = 1
+
+    def record(self) -> dict[str, Any]:
+        """Who took part and why others did not, as JSON-ready values (kept with the round)."""
+        return {
+            "cohort": list(self.cohort),
+            "answered": list(self.answered),
+            "failures": dict(self.failures),
+            "attempts": self.attempts,
+        }
 
 
 @dataclass
@@ -84,6 +117,9 @@ class RoundObserver(Protocol):
 
     def on_round_end(self, report: RoundReport) -> None:
         """Called once a round is durable."""
+
+    def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
+        """Called every ``wait_report_s`` while fewer than ``needed`` nodes are connected."""
 
 
 class Coordinator:
@@ -124,9 +160,19 @@ class Coordinator:
         inputs identically.
     wait_for_nodes
         Before each round, wait for this many connected nodes (at least the strategy's minimum)
-        for up to ``wait_for_nodes_s``; then go on with those that are there.
+        for up to ``wait_for_nodes_s``; then go on with those that are there, if they meet the
+        strategy's minimum.
     wait_for_nodes_s
-        How long to wait for nodes before each round.
+        How long to wait for ``wait_for_nodes`` nodes before each round.
+    max_node_wait_s
+        How long to wait, in all, for the strategy's minimum to connect before an attempt;
+        ``None`` waits as long as it takes (deployment: sites come online over hours), 0 does
+        not wait (simulation).
+    wait_report_s
+        While waiting for the minimum, how often the observer hears who is connected.
+    max_examples_per_node
+        The largest example count a node may report; answers above it are refused. Counts
+        weight the mean, so without a cap one node could claim 2^63 rows and own the model.
     """
 
     def __init__(
@@ -148,6 +194,9 @@ class Coordinator:
         standardize_features: bool = False,
         wait_for_nodes: int = 0,
         wait_for_nodes_s: float = 60.0,
+        max_node_wait_s: float | None = 0.0,
+        wait_report_s: float = 30.0,
+        max_examples_per_node: int = DEFAULT_MAX_EXAMPLES_PER_NODE,
     ) -> None:
         if rounds <= 0:
             raise ConfigError(f"The 'rounds' parameter of Coordinator must be > 0; got {rounds}.")
@@ -175,8 +224,24 @@ class Coordinator:
         self.central_evaluator = central_evaluator
         self.observer = observer
         self.standardize_features = standardize_features
+        if max_node_wait_s is not None and max_node_wait_s < 0:
+            raise ConfigError(
+                "The 'max_node_wait_s' parameter of Coordinator must be >= 0 or None; "
+                f"got {max_node_wait_s}."
+            )
+        if not wait_report_s > 0:
+            raise ConfigError(
+                f"The 'wait_report_s' parameter of Coordinator must be > 0; got {wait_report_s}."
+            )
         self.wait_for_nodes = wait_for_nodes
         self.wait_for_nodes_s = wait_for_nodes_s
+        self.max_node_wait_s = max_node_wait_s
+        self.wait_report_s = wait_report_s
+        self.rules = AnswerRules(
+            max_examples_per_node=max_examples_per_node,
+            train_metrics=TRAIN_METRICS,
+            evaluate_metrics=EVALUATE_METRICS,
+        )
 
     # The loop -----------------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> FederationHistory:
@@ -190,7 +255,10 @@ class Coordinator:
         Raises
         ------
         InsufficientNodesError
-            If a round could not gather the minimum cohort in ``max_round_attempts`` tries.
+            If a round could not gather the minimum cohort in ``max_round_attempts`` tries, or
+            the minimum never connected within ``max_node_wait_s``.
+        AggregationError
+            If no attempt of a round produced an aggregate that could be adopted.
         CheckpointError
             If the store holds state that cannot be resumed.
         """
@@ -206,6 +274,7 @@ class Coordinator:
                     parameters=parameters,
                     strategy_state=self.strategy.state_dict(),
                     metrics=report.metrics,
+                    record=report.record(),
                 )
             history.rounds.append(report)
             if self.observer is not None:
@@ -215,6 +284,11 @@ class Coordinator:
 
     def _starting_point(self, *, resume: bool) -> tuple[Parameters, int]:
         latest = self.store.latest() if self.store is not None else None
+        if latest is not None and latest.round_number == 0 and not resume:
+            # Only the starting model is durable (the job stopped in round 1): nothing trained
+            # is lost by starting afresh, so do not make the operator say --resume for it.
+            logger.info("Starting job %s afresh: no round was completed before.", self.job_id)
+            latest = None
         if latest is None:
             initial = self.initial_parameters
             if self.standardize_features:
@@ -252,9 +326,39 @@ class Coordinator:
                 reason=_failure_summary(outcome.failures),
             )
 
-    def _connected_nodes(self) -> list[str]:
-        wanted = max(self.wait_for_nodes, self.strategy.min_train_nodes)
-        return self.transport.wait_for_nodes(wanted, timeout_s=self.wait_for_nodes_s)
+    def _connected_nodes(self, round_number: int) -> list[str]:
+        """The connected nodes once at least the strategy's minimum is there.
+
+        Waits up to ``wait_for_nodes_s`` for ``wait_for_nodes`` nodes, then goes on with those
+        present if they meet the minimum; otherwise keeps waiting for the minimum, telling the
+        observer who is connected every ``wait_report_s``, for at most ``max_node_wait_s``.
+        """
+        minimum = self.strategy.min_train_nodes
+        wanted = max(self.wait_for_nodes, minimum)
+        if self.wait_for_nodes_s > 0:
+            nodes = self.transport.wait_for_nodes(wanted, timeout_s=self.wait_for_nodes_s)
+        else:
+            nodes = self.transport.available_nodes()
+        started = time.monotonic()
+        while len(nodes) < minimum:
+            waited_s = time.monotonic() - started
+            limit_s = self.max_node_wait_s
+            if limit_s is not None and waited_s >= limit_s:
+                raise InsufficientNodesError(
+                    stage="connect",
+                    round_number=round_number,
+                    answered=nodes,
+                    missing=[],
+                    minimum=minimum,
+                    reason=f"Waited {waited_s:.0f} s for nodes to connect.",
+                )
+            if self.observer is not None:
+                self.observer.on_waiting(nodes, minimum, waited_s)
+            slice_s = self.wait_report_s
+            if limit_s is not None:
+                slice_s = max(min(slice_s, limit_s - waited_s), 1e-3)
+            nodes = self.transport.wait_for_nodes(minimum, timeout_s=slice_s)
+        return nodes
 
     def _with_feature_scaling(self, parameters: Parameters) -> Parameters:
         if "input_mean" not in parameters or "input_std" not in parameters:
@@ -262,49 +366,65 @@ class Coordinator:
                 "standardize_features needs a model with 'input_mean' and 'input_std' tensors; "
                 f"this model has {', '.join(parameters)}."
             )
-        nodes = self._connected_nodes()
-        instructions = [NodeInstruction(node_id=node) for node in nodes]
-        outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
-        results = self._accepted(outcome, instructions, Stage.STATISTICS, 0)
-        self._require_cohort(Stage.STATISTICS, 0, results, outcome)
-        width = parameters["input_mean"].shape
-        count = sum(float(r.parameters["count"][0]) for r in results)
+        width = int(parameters["input_mean"].size)
+
+        def accept(result: Result) -> Result:
+            check_statistics(result, width=width, rules=self.rules)
+            return result
+
+        def attempt(number: int) -> list[Result]:
+            nodes = self._connected_nodes(0)
+            instructions = [NodeInstruction(node_id=node) for node in nodes]
+            outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
+            results = self._accepted(outcome, instructions, Stage.STATISTICS, 0, accept)
+            self._require_cohort(Stage.STATISTICS, 0, results, outcome)
+            return results
+
+        results, _ = self._with_retries(0, attempt)
+        count = math.fsum(float(r.parameters["count"][0]) for r in results)
         total = np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0)
         total_sq = np.sum([np.asarray(r.parameters["sum_sq"], np.float64) for r in results], axis=0)
-        if total.shape != width or count <= 0:
-            raise ConfigError(
-                f"Nodes reported statistics of shape {total.shape} over {count:g} rows; "
-                f"the model expects {width}."
-            )
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+        mean = total / count  # (d,)
+        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))  # (d,)
         std = np.where(std > 1e-12, std, 1.0)
         tensors = dict(parameters)
-        tensors["input_mean"] = mean.astype(np.float32)
-        tensors["input_std"] = std.astype(np.float32)
+        tensors["input_mean"] = mean.astype(np.float32).reshape(parameters["input_mean"].shape)
+        tensors["input_std"] = std.astype(np.float32).reshape(parameters["input_std"].shape)
         return Parameters(tensors)
+
+    def _with_retries(
+        self, round_number: int, attempt: Callable[[int], _T]
+    ) -> tuple[_T, int]:
+        """Run ``attempt(number)`` until it succeeds or ``max_round_attempts`` are spent.
+
+        An attempt fails for want of nodes (:class:`InsufficientNodesError`) or because its
+        aggregate could not be adopted (:class:`AggregationError`); the last failure is raised.
+        """
+        for number in range(1, self.max_round_attempts + 1):
+            try:
+                return attempt(number), number
+            except (InsufficientNodesError, AggregationError) as exc:
+                logger.warning("Round %d attempt %d: %s", round_number, number, exc)
+                if number == self.max_round_attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _run_round(
         self, round_number: int, parameters: Parameters
     ) -> tuple[RoundReport, Parameters]:
-        for attempt in range(1, self.max_round_attempts + 1):
-            rng = np.random.default_rng([self.seed, round_number, attempt])
-            nodes = self._connected_nodes()
-            try:
-                instructions = self.strategy.configure_train(
-                    round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
-                )
-                outcome = self._run_stage(Stage.TRAIN, round_number, parameters, instructions)
-                results = self._accepted(outcome, instructions, Stage.TRAIN, round_number)
-                self._require_cohort(Stage.TRAIN, round_number, results, outcome)
-            except InsufficientNodesError as exc:
-                logger.warning("Round %d attempt %d: %s", round_number, attempt, exc)
-                if attempt == self.max_round_attempts:
-                    raise
-                continue
-            new_parameters = self.strategy.aggregate_train(
-                round_number=round_number, parameters=parameters, results=results
+        def accept(result: Result) -> Result:
+            return check_update(result, model=parameters, rules=self.rules)
+
+        def attempt(number: int) -> tuple[RoundReport, Parameters]:
+            rng = np.random.default_rng([self.seed, round_number, number])
+            nodes = self._connected_nodes(round_number)
+            instructions = self.strategy.configure_train(
+                round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
             )
+            outcome = self._run_stage(Stage.TRAIN, round_number, parameters, instructions)
+            results = self._accepted(outcome, instructions, Stage.TRAIN, round_number, accept)
+            self._require_cohort(Stage.TRAIN, round_number, results, outcome)
+            new_parameters = self._aggregate(round_number, parameters, results)
             metrics = {
                 "train_nodes": float(len(results)),
                 **_weighted_train_metrics(results),
@@ -316,10 +436,45 @@ class Coordinator:
                 answered=[r.node_id for r in results],
                 failures=dict(outcome.failures),
                 metrics=metrics,
-                attempts=attempt,
+                attempts=number,
             )
             return report, new_parameters
-        raise AssertionError("unreachable")  # pragma: no cover - loop returns or raises
+
+        return self._with_retries(round_number, attempt)[0]
+
+    def _aggregate(
+        self, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> Parameters:
+        """The strategy's next global model, adopted only if it is finite and of the model's spec.
+
+        Raises
+        ------
+        AggregationError
+            Otherwise; the strategy's state is then as it was before the attempt.
+        """
+        saved_state = self.strategy.state_dict()
+        try:
+            new_parameters = self.strategy.aggregate_train(
+                round_number=round_number, parameters=parameters, results=results
+            )
+            if new_parameters.spec != parameters.spec:
+                raise AggregationError(
+                    f"Round {round_number}: the strategy returned parameters of spec "
+                    f"{new_parameters.spec}; expected the model's {parameters.spec}."
+                )
+            if not np.isfinite(new_parameters.flatten()).all():
+                raise AggregationError(
+                    f"Round {round_number}: the aggregate holds non-finite values; it is not "
+                    "adopted."
+                )
+        except (FederationError, SerializationError) as exc:
+            self.strategy.load_state_dict(saved_state)
+            if isinstance(exc, AggregationError):
+                raise
+            raise AggregationError(
+                f"Round {round_number}: the aggregate could not be formed: {exc}"
+            ) from exc
+        return new_parameters
 
     def _evaluate(
         self, round_number: int, parameters: Parameters, rng: np.random.Generator
@@ -327,24 +482,49 @@ class Coordinator:
         metrics: dict[str, float] = {}
         is_due = self.evaluate_every > 0 and round_number % self.evaluate_every == 0
         if is_due or round_number == self.rounds:
+            metrics.update(self._federated_evaluation(round_number, parameters, rng))
+            if self.central_evaluator is not None:
+                central = self.central_evaluator(parameters)
+                metrics.update({f"central_{k}": float(v) for k, v in central.items()})
+        return metrics
+
+    def _federated_evaluation(
+        self, round_number: int, parameters: Parameters, rng: np.random.Generator
+    ) -> dict[str, float]:
+        """``federated_*`` metrics, or none when too few nodes could evaluate (logged)."""
+
+        def accept(result: Result) -> Result:
+            check_evaluation(result, rules=self.rules)
+            return result
+
+        try:
             instructions = self.strategy.configure_evaluate(
                 round_number=round_number,
                 parameters=parameters,
                 nodes=self.transport.available_nodes(),
                 rng=rng,
             )
-            if instructions:
-                outcome = self._run_stage(Stage.EVALUATE, round_number, parameters, instructions)
-                results = self._accepted(outcome, instructions, Stage.EVALUATE, round_number)
-                if len(results) >= self.strategy.min_evaluate_nodes:
-                    aggregated = self.strategy.aggregate_evaluate(
-                        round_number=round_number, results=results
-                    )
-                    metrics.update({f"federated_{k}": v for k, v in aggregated.items()})
-            if self.central_evaluator is not None:
-                central = self.central_evaluator(parameters)
-                metrics.update({f"central_{k}": float(v) for k, v in central.items()})
-        return metrics
+            if not instructions:
+                return {}
+            outcome = self._run_stage(Stage.EVALUATE, round_number, parameters, instructions)
+            answered = self._accepted(outcome, instructions, Stage.EVALUATE, round_number, accept)
+            results = [r for r in answered if r.num_examples > 0]  # nodes without test rows
+            if len(results) < self.strategy.min_evaluate_nodes:
+                logger.warning(
+                    "Round %d: %d node(s) evaluated, fewer than the %d needed; no federated "
+                    "metrics this round.",
+                    round_number,
+                    len(results),
+                    self.strategy.min_evaluate_nodes,
+                )
+                return {}
+            aggregated = self.strategy.aggregate_evaluate(
+                round_number=round_number, results=results
+            )
+        except FederationError as exc:
+            logger.warning("Round %d: no federated evaluation: %s", round_number, exc)
+            return {}
+        return {f"federated_{k}": float(v) for k, v in aggregated.items()}
 
     # Stages -------------------------------------------------------------------------------------
     def _run_stage(
@@ -377,12 +557,14 @@ class Coordinator:
         instructions: Sequence[NodeInstruction],
         stage: Stage,
         round_number: int,
+        accept: Callable[[Result], Result],
     ) -> list[Result]:
-        """Results that answer this stage's tasks, one per node, sorted by node id.
+        """Results that answer this stage's tasks as the stage expects, sorted by node id.
 
         Sorting makes aggregation independent of arrival order, so a resumed run reproduces an
-        uninterrupted one bit for bit. A result for another job, round, stage or node, or a second
-        answer from the same node, is refused and counted as that node's failure.
+        uninterrupted one bit for bit. A result for another job, round, stage or node, a second
+        answer from the same node, or an answer ``accept`` refuses is counted as that node's
+        failure, with the reason, and the stage goes on with the others.
         """
         expected = {i.node_id for i in instructions}
         accepted: dict[str, Result] = {}
@@ -393,11 +575,11 @@ class Coordinator:
             probe = Task(self.job_id, round_number, stage, result.node_id, Parameters({}))
             try:
                 result.check_answers(probe)
-            except StaleMessageError as exc:
+                accepted[result.node_id] = accept(result)
+            except (StaleMessageError, InvalidAnswerError) as exc:
                 logger.warning("%s", exc)
-                outcome.failures[result.node_id] = str(exc)
-                continue
-            accepted[result.node_id] = result
+                reason = exc.problem if isinstance(exc, InvalidAnswerError) else str(exc)
+                outcome.failures[result.node_id] = f"answer refused: {reason}"
         return [accepted[node] for node in sorted(accepted)]
 
 

@@ -79,10 +79,13 @@ def run_coordinator(
     resume: bool = False,
     observer: RoundObserver | None = None,
     central_evaluator: CentralEvaluator | None = None,
+    max_node_wait_s: float | None = None,
 ) -> FederationHistory:
     """Run ``spec`` over a deployment transport with durable state in ``state_dir``.
 
-    The caller owns the transport (and closes it); nodes connect to it on their own.
+    The caller owns the transport (and closes it); nodes connect to it on their own. Each round
+    waits for the strategy's minimum number of nodes for up to ``max_node_wait_s`` (``None``:
+    as long as it takes, since sites come online when their operators start them).
     """
     num_features, num_classes = deployed_dimensions(spec)
     with open_store(spec, state_dir) as store:
@@ -94,5 +97,6 @@ def run_coordinator(
             store=store,
             central_evaluator=central_evaluator,
             observer=observer,
+            max_node_wait_s=max_node_wait_s,
         )
         return coordinator.run(resume=resume)

@@ -26,9 +26,14 @@ from sovereign_ai.learning import (
     train,
 )
 
-__all__ = ["LocalData", "Node"]
+__all__ = ["EVALUATE_METRICS", "TRAIN_METRICS", "LocalData", "Node"]
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+TRAIN_METRICS = ("train_loss", "train_accuracy")
+"""The metrics a node reports with its update; the coordinator refuses any other name."""
+EVALUATE_METRICS = ("loss", "accuracy")
+"""The metrics a node reports from local evaluation; the coordinator refuses any other name."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ class Node:
             task,
             num_examples=report.num_examples,
             parameters=update,
-            metrics={"train_loss": report.loss, "train_accuracy": report.accuracy},
+            metrics=dict(zip(TRAIN_METRICS, (report.loss, report.accuracy), strict=True)),
         )
 
     def _evaluate(self, task: Task) -> Result:
@@ -136,7 +141,7 @@ class Node:
         model = self._model(task)
         set_parameters(model, task.parameters)
         report = evaluate(model, self.data.test_features, self.data.test_labels)
-        metrics = {k: v for k, v in report.to_metrics().items() if k in ("loss", "accuracy")}
+        metrics = {k: v for k, v in report.to_metrics().items() if k in EVALUATE_METRICS}
         return self._answer(
             task, num_examples=report.num_examples, parameters=Parameters({}), metrics=metrics
         )

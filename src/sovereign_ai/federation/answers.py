@@ -1,0 +1,211 @@
+"""What each stage accepts from a node: every answer is checked at receipt, before aggregation.
+
+An enrolled node can send anything that fits the wire. The transport has already checked the
+binding (job, round, stage, node), the payload's structure and that every value is finite; the
+checks here hold an answer to what its *stage* expects, so that a wrong answer is refused as that
+node's failure instead of breaking the round for everyone:
+
+==============  ===========================================================================
+stage           expected
+==============  ===========================================================================
+statistics      exactly the tensors ``count`` ``(1,)``, ``sum`` and ``sum_sq`` ``(d,)`` for the
+                model's input width ``d``; a whole count of at least one row, equal to the
+                answer's example count; non-negative sums of squares that are consistent
+                with the sums (Cauchy-Schwarz); no metrics
+train           exactly the global model's tensor names with its shapes, matched *by name*
+                (any order on the wire); at least one example; only the train metrics
+evaluate        no tensors; only the evaluation metrics, and none over zero examples
+==============  ===========================================================================
+
+Every stage also caps the self-reported example count (``max_examples_per_node``): counts
+weight example-weighted means, so without a cap one node could claim 2^63 rows and own the
+model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sovereign_ai.core import Parameters, Result
+from sovereign_ai.errors import ConfigError, InvalidAnswerError
+
+__all__ = [
+    "DEFAULT_MAX_EXAMPLES_PER_NODE",
+    "AnswerRules",
+    "check_evaluation",
+    "check_statistics",
+    "check_update",
+]
+
+DEFAULT_MAX_EXAMPLES_PER_NODE = 10_000_000
+_STATISTICS_TENSORS = ("count", "sum", "sum_sq")
+_CAUCHY_SCHWARZ_SLACK = 1e-3  # float32 sums of ~1e6 rows round to ~1e-4 relative; leave room
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """Limits every answer is held to.
+
+    Parameters
+    ----------
+    max_examples_per_node
+        The largest example count a node may report in any stage.
+    train_metrics
+        Metric names a train answer may carry.
+    evaluate_metrics
+        Metric names an evaluate answer may carry.
+    """
+
+    max_examples_per_node: int = DEFAULT_MAX_EXAMPLES_PER_NODE
+    train_metrics: Collection[str] = ()
+    evaluate_metrics: Collection[str] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_examples_per_node, bool) or self.max_examples_per_node < 1:
+            raise ConfigError(
+                "The 'max_examples_per_node' parameter of AnswerRules must be an integer >= 1; "
+                f"got {self.max_examples_per_node!r} instead."
+            )
+
+
+def _refuse(result: Result, problem: str) -> InvalidAnswerError:
+    return InvalidAnswerError(
+        node_id=result.node_id,
+        stage=result.stage.value,
+        round_number=result.round_number,
+        problem=problem,
+    )
+
+
+def _check_count(result: Result, rules: AnswerRules, *, minimum: int) -> None:
+    if result.num_examples < minimum:
+        raise _refuse(
+            result, f"reports {result.num_examples} examples; this stage needs at least {minimum}"
+        )
+    if result.num_examples > rules.max_examples_per_node:
+        raise _refuse(
+            result,
+            f"reports {result.num_examples} examples, above the job's cap of "
+            f"{rules.max_examples_per_node} (max_examples_per_node in [coordinator]; raise it if "
+            "a site really holds more rows)",
+        )
+
+
+def _check_metric_names(result: Result, allowed: Collection[str]) -> None:
+    unknown = sorted(set(result.metrics) - set(allowed))
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise _refuse(
+            result,
+            f"reports metric(s) {shown} this stage does not produce; expected only "
+            f"{', '.join(sorted(allowed)) or 'none'}",
+        )
+
+
+def _check_tensor_names(result: Result, expected: Sequence[str]) -> None:
+    extra = sorted(set(result.parameters) - set(expected))
+    missing = [name for name in expected if name not in result.parameters]
+    if extra or missing:
+        parts = []
+        if missing:
+            parts.append(f"missing tensor(s) {', '.join(map(repr, missing[:5]))}")
+        if extra:
+            parts.append(f"unexpected tensor(s) {', '.join(repr(n[:40]) for n in extra[:5])}")
+        raise _refuse(result, "; ".join(parts))
+
+
+def _check_shape(result: Result, name: str, expected: tuple[int, ...]) -> None:
+    shape = tuple(int(d) for d in result.parameters[name].shape)
+    if shape != expected:
+        raise _refuse(result, f"tensor {name!r} has shape {list(shape)}; expected {list(expected)}")
+
+
+def check_update(result: Result, *, model: Parameters, rules: AnswerRules) -> Result:
+    """Accept a train answer whose update fits ``model``, its tensors in the model's order.
+
+    Returns
+    -------
+    Result
+        ``result`` with its tensors ordered like ``model`` (the wire may carry any order; tensors
+        are matched by name), sharing their memory.
+
+    Raises
+    ------
+    InvalidAnswerError
+        If a tensor is missing, extra or of another shape, the example count is below 1 or above
+        the cap, or a metric is not a train metric.
+    """
+    _check_count(result, rules, minimum=1)
+    _check_metric_names(result, rules.train_metrics)
+    _check_tensor_names(result, list(model))
+    for name, array in model.items():
+        _check_shape(result, name, tuple(int(d) for d in array.shape))
+    ordered = result.parameters.reordered(list(model))
+    return Result(
+        job_id=result.job_id,
+        round_number=result.round_number,
+        stage=result.stage,
+        node_id=result.node_id,
+        num_examples=result.num_examples,
+        parameters=ordered,
+        metrics=dict(result.metrics),
+    )
+
+
+def check_statistics(result: Result, *, width: int, rules: AnswerRules) -> None:
+    """Accept a feature-statistics answer for a model of input width ``width``.
+
+    Raises
+    ------
+    InvalidAnswerError
+        If the tensors are not exactly ``count``/``sum``/``sum_sq`` of the right shapes, the
+        count is not a whole number of rows equal to the example count (at least 1, at most the
+        cap), a sum of squares is negative or smaller than the sums allow, or metrics are
+        attached.
+    """
+    _check_count(result, rules, minimum=1)
+    _check_metric_names(result, ())
+    _check_tensor_names(result, _STATISTICS_TENSORS)
+    _check_shape(result, "count", (1,))
+    _check_shape(result, "sum", (width,))
+    _check_shape(result, "sum_sq", (width,))
+    count = float(result.parameters["count"][0])
+    if count != result.num_examples:
+        raise _refuse(
+            result,
+            f"tensor 'count' holds {count:g} rows but the answer reports {result.num_examples} "
+            "examples",
+        )
+    total = result.parameters["sum"].astype(np.float64)  # (d,)
+    total_sq = result.parameters["sum_sq"].astype(np.float64)  # (d,)
+    if (total_sq < 0).any():
+        raise _refuse(result, "tensor 'sum_sq' holds negative sums of squares")
+    # Cauchy-Schwarz: sum(x)^2 <= n * sum(x^2) for any real column x.
+    bound = count * total_sq * (1 + _CAUCHY_SCHWARZ_SLACK) + 1e-6  # (d,)
+    impossible = np.flatnonzero(np.square(total) > bound)
+    if impossible.size:
+        raise _refuse(
+            result,
+            f"sums and sums of squares are inconsistent for feature(s) "
+            f"{', '.join(map(str, impossible[:5].tolist()))} (sum^2 > count * sum_sq)",
+        )
+
+
+def check_evaluation(result: Result, *, rules: AnswerRules) -> None:
+    """Accept an evaluate answer: metrics only, and only with examples behind them.
+
+    Raises
+    ------
+    InvalidAnswerError
+        If tensors are attached, a metric is not an evaluation metric, metrics come with zero
+        examples, or the example count is above the cap.
+    """
+    _check_count(result, rules, minimum=0)
+    _check_metric_names(result, rules.evaluate_metrics)
+    if len(result.parameters):
+        raise _refuse(result, f"carries {len(result.parameters)} tensor(s); expected none")
+    if result.num_examples == 0 and result.metrics:
+        raise _refuse(result, "reports metrics over 0 examples")

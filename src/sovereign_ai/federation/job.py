@@ -34,15 +34,25 @@ Example
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import math
 import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from sovereign_ai.errors import ConfigError, UnknownNameError
 
@@ -63,19 +73,64 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(BaseModel):
+    """Every part of a job file: numbers must be written as numbers.
+
+    Strict validation refuses what lax pydantic would convert: a quoted number (``rounds = "3"``),
+    a boolean for a number (``rounds = true``) and a float for an integer (``rounds = 3.0``), so a
+    key declared here takes exactly what a strategy or model option takes. A field added to any
+    section inherits the rule. TOML documents are validated as JSON (see :func:`parse_job_spec`),
+    where strings still name enum members.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True)
 
 
-class _Open(BaseModel):
-    """A section whose extra keys are options for a registry (strategy or model)."""
+class _Strict(_Section):
+    model_config = ConfigDict(extra="forbid")
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+
+class _Open(_Section):
+    """A section whose extra keys are options for a registry (strategy or model).
+
+    The registry checks each option's type and range; a quoted number is refused here already, as
+    in every other section, since no option takes a number written as text.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     @property
     def options(self) -> dict[str, Any]:
         """The keys beyond the declared fields, handed to the registry."""
         return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _no_quoted_numbers(self) -> Self:
+        for key, value in (self.model_extra or {}).items():
+            if _holds_quoted_number(value):
+                raise PydanticCustomError(
+                    _QUOTED_OPTION,
+                    "must hold numbers without quotes",
+                    {"key": key, "value": value},
+                )
+        return self
+
+
+_QUOTED_OPTION = "quoted_number_option"
+_NUMBER_TEXT = re.compile(
+    r"[+-]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?|[+-]?(?:inf|nan)"
+)
+
+
+def _holds_quoted_number(value: object) -> bool:
+    """Whether ``value``, or an item of a list or table in it, is a number written as text."""
+    if isinstance(value, str):
+        return _NUMBER_TEXT.fullmatch(value.strip()) is not None
+    if isinstance(value, list):
+        return any(_holds_quoted_number(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_quoted_number(item) for item in value.values())
+    return False
 
 
 class JobSection(_Strict):
@@ -228,25 +283,70 @@ class JobSpec(_Strict):
 def parse_job_spec(document: dict[str, Any], *, source: str = "job spec") -> JobSpec:
     """Validate a parsed TOML document into a :class:`JobSpec`.
 
+    Numbers are strict: a quoted number, a boolean where a number belongs and a float where an
+    integer belongs are refused in every section, options included.
+
     Raises
     ------
     ConfigError
-        Naming the first offending key (as ``section.key``) and what was expected.
+        Naming every offending key (as ``section.key``) and what was expected.
     """
     try:
-        spec = JobSpec.model_validate(document)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            if error["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{key}'")
-            else:
-                got = error.get("input")
-                problems.append(f"'{key}' {error['msg'].lower()}; got {got!r}")
+        # As JSON, so that validation stays strict for numbers while text still names enum members;
+        # TOML dates and times, which no key takes, become their ISO text.
+        text = json.dumps(document, default=_iso_text)
+        spec = JobSpec.model_validate_json(text)
+    except (TypeError, ValueError) as exc:
+        if not isinstance(exc, ValidationError):
+            raise ConfigError(f"Invalid {source}: {exc}.") from exc
+        problems = [_describe(error) for error in exc.errors()]
         raise ConfigError(f"Invalid {source}: " + "; ".join(problems) + ".") from exc
     _check_registered_names(spec)
     return spec
+
+
+def _iso_text(value: object) -> str:
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"a value of type {type(value).__name__} is not a TOML value")
+
+
+# What a number in a job file must look like, by pydantic error type.
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false"}
+
+
+def _describe(error: ErrorDetails) -> str:
+    """One problem of a validation error, naming the key as ``section.key``."""
+    location = [str(part) for part in error["loc"]]
+    got = error.get("input")
+    if error["type"] == _QUOTED_OPTION:
+        context = error.get("ctx") or {}
+        key = ".".join([*location, str(context.get("key"))])
+        return f"'{key}' must hold numbers without quotes; got {context.get('value')!r}"
+    key = ".".join(location) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if error["type"] in _EXPECTED:
+        return _describe_scalar(key, location[-1] if location else "key", error["type"], got)
+    return f"'{key}' {error['msg'].lower()}; got {got!r}"
+
+
+def _describe_scalar(key: str, name: str, error_type: str, got: object) -> str:
+    """A number or boolean of the wrong type, with how to write it."""
+    expected = _EXPECTED[error_type]
+    if isinstance(got, str):
+        text = got.strip()
+        hint = ""
+        if error_type == "bool_type" and text.lower() in {"true", "false"}:
+            hint = f" (write {name} = {text.lower()}, without quotes)"
+        elif error_type != "bool_type" and _NUMBER_TEXT.fullmatch(text):
+            hint = f" (write {name} = {text}, without quotes)"
+        return f"'{key}' must be {expected}, not text; got {got!r}{hint}"
+    if isinstance(got, bool):
+        return f"'{key}' must be {expected}, not true or false; got {str(got).lower()}"
+    if isinstance(got, float) and math.isfinite(got) and error_type == "int_type":
+        return f"'{key}' must be an integer, written without a decimal point; got {got!r}"
+    return f"'{key}' must be {expected}; got {got!r}"
 
 
 def _check_registered_names(spec: JobSpec) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,11 +29,9 @@ BUILT_IN = ("cnn", "logreg", "mlp")
 
 
 @pytest.fixture
-def restore_registry() -> Iterator[None]:
-    saved = dict(zoo._REGISTRY)
-    yield
-    zoo._REGISTRY.clear()
-    zoo._REGISTRY.update(saved)
+def restore_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations made by the test go into a fresh registry, dropped afterwards."""
+    monkeypatch.setattr(zoo, "_MODELS", zoo._model_registry())
 
 
 def test_model_names_lists_built_ins_sorted() -> None:

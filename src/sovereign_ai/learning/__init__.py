@@ -1,7 +1,8 @@
 """Local learning on a node: a model zoo resolved by name, torch training and evaluation.
 
-Models are built from names installed on the node (:func:`create_model`), weights move in and out as
-:class:`~sovereign_ai.core.Parameters` (:func:`get_parameters`, :func:`set_parameters`), and
+Models are built from names installed on the node (:func:`create_model`: built-ins, and models of
+plug-in packages declaring entry points of group ``sovereign_ai.models``), weights move in and
+out as :class:`~sovereign_ai.core.Parameters` (:func:`get_parameters`, :func:`set_parameters`), and
 :func:`train` / :func:`evaluate` work on float32 ``(n, d)`` features and int64 ``(n,)`` labels.
 Importing this package imports torch.
 """

@@ -2,7 +2,9 @@
 
 A job names a model (``"logreg"``, ``"mlp"``, ``"cnn"``); every node builds it from the factories
 installed locally, so the coordinator only ever sends tensors. Users add their own architectures
-with :func:`register_model`.
+with :func:`register_model` (in one process), or ship them as a plug-in package that every party
+installs: an entry point of group ``sovereign_ai.models`` naming a :data:`ModelFactory`, found with
+:mod:`importlib.metadata` on the first lookup (see :mod:`sovereign_ai.core.plugins`).
 
 Built-in models have no dropout and no batch normalisation: both make local training depend on more
 than the seed and the data, and batch statistics do not average meaningfully across nodes.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,9 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from sovereign_ai.errors import ConfigError, UnknownNameError
+from sovereign_ai.core import PluginRegistry
+from sovereign_ai.errors import ConfigError
 
-__all__ = ["ModelFactory", "StandardizedModel", "create_model", "model_names", "register_model"]
+__all__ = [
+    "MODEL_PLUGIN_GROUP",
+    "ModelFactory",
+    "StandardizedModel",
+    "create_model",
+    "model_names",
+    "register_model",
+]
 
 _RESERVED = frozenset({"num_features", "num_classes", "generator"})
 
@@ -187,12 +196,53 @@ class StandardizedModel(nn.Module):
         return logits
 
 
-_REGISTRY: dict[str, ModelFactory] = {"logreg": _logreg, "mlp": _mlp, "cnn": _cnn}
-_REGISTRY_LOCK = threading.Lock()
+MODEL_PLUGIN_GROUP = "sovereign_ai.models"
+"""Entry point group through which installed packages add models; each names a ModelFactory."""
+
+
+def _factory_problem(candidate: object) -> str | None:
+    """What keeps a plug-in's object from being a :class:`ModelFactory`, or ``None``."""
+    if isinstance(candidate, nn.Module) or not callable(candidate):
+        return (
+            "it must name a model factory (a function or class building an nn.Module); got "
+            f"{type(candidate).__name__} instead"
+        )
+    try:
+        parameters = inspect.signature(candidate).parameters.values()
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: let the call decide
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    accepted = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+    missing = sorted(_RESERVED - accepted)
+    if missing:
+        return f"the factory must accept the keyword argument(s) {', '.join(missing)}"
+    return None
+
+
+def _model_registry() -> PluginRegistry[ModelFactory]:
+    """A registry holding the built-in models and reading the ``sovereign_ai.models`` group."""
+    return PluginRegistry(
+        kind="model",
+        group=MODEL_PLUGIN_GROUP,
+        built_ins={"logreg": _logreg, "mlp": _mlp, "cnn": _cnn},
+        check=_factory_problem,
+    )
+
+
+_MODELS = _model_registry()
 
 
 def register_model(name: str, factory: ModelFactory, *, allow_replace: bool = False) -> None:
-    """Install a model factory under ``name`` so jobs can refer to it.
+    """Install a model factory under ``name`` so jobs can refer to it, in this process.
+
+    To offer a model to every process of a federation without changing their code, ship it in a
+    plug-in package instead: an entry point of group ``sovereign_ai.models`` naming the factory
+    (see ``docs/plugins.md``).
 
     Parameters
     ----------
@@ -201,7 +251,7 @@ def register_model(name: str, factory: ModelFactory, *, allow_replace: bool = Fa
     factory
         See :class:`ModelFactory`.
     allow_replace
-        Replace an existing registration instead of refusing.
+        Replace an existing registration (or an installed plug-in's model) instead of refusing.
 
     Raises
     ------
@@ -219,19 +269,16 @@ def register_model(name: str, factory: ModelFactory, *, allow_replace: bool = Fa
             "The 'factory' parameter of register_model must be callable; "
             f"got {type(factory).__name__} instead."
         )
-    with _REGISTRY_LOCK:
-        if name in _REGISTRY and not allow_replace:
-            raise ConfigError(
-                f"A model named {name!r} is already registered; pass allow_replace=True to "
-                "replace it."
-            )
-        _REGISTRY[name] = factory
+    _MODELS.register(name, factory, allow_replace=allow_replace)
 
 
 def model_names() -> tuple[str, ...]:
-    """Names of every registered model, sorted."""
-    with _REGISTRY_LOCK:
-        return tuple(sorted(_REGISTRY))
+    """Names of every model this process can build, sorted.
+
+    Built-in models, models registered with :func:`register_model`, and models of installed
+    plug-in packages (entry point group ``sovereign_ai.models``; listed without importing them).
+    """
+    return _MODELS.names()
 
 
 def create_model(
@@ -262,15 +309,12 @@ def create_model(
     Raises
     ------
     UnknownNameError
-        If no model is registered as ``name``.
+        If no model is registered as ``name`` and no installed plug-in offers it.
     ConfigError
-        If a size or the seed is invalid, or an option is unknown to the model or invalid.
+        If a size or the seed is invalid, an option is unknown to the model or invalid, or the
+        plug-in offering ``name`` cannot be loaded (the message names its distribution).
     """
-    with _REGISTRY_LOCK:
-        factory = _REGISTRY.get(name)
-        known = tuple(_REGISTRY)
-    if factory is None:
-        raise UnknownNameError("model", name, known)
+    factory = _MODELS.get(name)
     for label, value, minimum in (
         ("num_features", num_features, 1),
         ("num_classes", num_classes, 2),

@@ -1,7 +1,9 @@
 """Aggregation strategies: how the coordinator turns the nodes' updates into the next model.
 
 One algorithm per module, each citing its paper. Every class implements
-:class:`sovereign_ai.core.Strategy`; :func:`create_strategy` builds one by name for job files.
+:class:`sovereign_ai.core.Strategy`; :func:`create_strategy` builds one by name for job files, and
+also builds the strategies of installed plug-in packages (entry point group
+``sovereign_ai.strategies``, see ``docs/plugins.md``).
 
 ========================  ==================================================================
 name                      algorithm

@@ -1,0 +1,110 @@
+"""``equal_sites``: federated averaging in which every site's update counts the same.
+
+A strategy factory for the Sovereign AI Framework (entry point group ``sovereign_ai.strategies``):
+a callable that takes the job's ``[strategy]`` options as keywords and returns a ``Strategy``.
+Only the coordinator aggregates, so only the coordinator needs it; installing the package on every
+party anyway keeps one version everywhere.
+
+FedAvg weights each update by the number of rows the site *says* it trained on. When sites are
+peers of similar standing, or a self-reported count should not buy influence, the plain mean of
+the updates is the fairer rule. It is built by composition: the built-in ``FedAvg`` does the work
+on results whose example counts are set to 1 (0 stays 0); evaluation metrics stay example-weighted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result, Strategy
+from sovereign_ai.strategies import FedAvg
+
+__all__ = ["EqualSites", "equal_sites"]
+
+
+class EqualSites:
+    """Any strategy, fed updates that each weigh one; everything else is delegated.
+
+    Parameters
+    ----------
+    inner
+        The strategy that samples cohorts and aggregates, e.g. ``FedAvg(min_train_nodes=2)``.
+    """
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"EqualSites({self.inner!r})"
+
+    @property
+    def min_train_nodes(self) -> int:
+        return self.inner.min_train_nodes
+
+    @property
+    def min_evaluate_nodes(self) -> int:
+        return self.inner.min_evaluate_nodes
+
+    def configure_train(
+        self,
+        *,
+        round_number: int,
+        parameters: Parameters,
+        nodes: Sequence[str],
+        rng: np.random.Generator,
+    ) -> list[NodeInstruction]:
+        return self.inner.configure_train(
+            round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
+        )
+
+    def aggregate_train(
+        self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> Parameters:
+        # 1 for every site that trained; a site reporting 0 rows keeps its weight of 0.
+        equal = [dataclasses.replace(r, num_examples=min(r.num_examples, 1)) for r in results]
+        return self.inner.aggregate_train(
+            round_number=round_number, parameters=parameters, results=equal
+        )
+
+    def configure_evaluate(
+        self,
+        *,
+        round_number: int,
+        parameters: Parameters,
+        nodes: Sequence[str],
+        rng: np.random.Generator,
+    ) -> list[NodeInstruction]:
+        return self.inner.configure_evaluate(
+            round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
+        )
+
+    def aggregate_evaluate(
+        self, *, round_number: int, results: Sequence[Result]
+    ) -> dict[str, float]:
+        return self.inner.aggregate_evaluate(round_number=round_number, results=results)
+
+    def state_dict(self) -> dict[str, FloatArray]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
+        self.inner.load_state_dict(state)
+
+
+def equal_sites(
+    *,
+    fraction_train: float = 1.0,
+    fraction_evaluate: float = 1.0,
+    min_train_nodes: int = 2,
+    min_evaluate_nodes: int = 1,
+) -> Strategy:
+    """Plain mean of the cohort's updates; the options are FedAvg's."""
+    return EqualSites(
+        FedAvg(
+            fraction_train=fraction_train,
+            fraction_evaluate=fraction_evaluate,
+            min_train_nodes=min_train_nodes,
+            min_evaluate_nodes=min_evaluate_nodes,
+        )
+    )

@@ -31,10 +31,12 @@ __all__ = [
 
 
 def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[str, ConfigValue]:
-    """Scalars every task of the job carries: which model, and how to train it."""
+    """Scalars every task of the job carries: which model (and its plug-in), and how to train it."""
     model_options = spec.model.options
+    plugin = {} if spec.model.plugin is None else {"model_plugin": spec.model.plugin}
     return {
         "model": spec.model.name,
+        **plugin,
         "model_options": json.dumps(model_options, sort_keys=True),
         "num_features": num_features,
         "num_classes": num_classes,

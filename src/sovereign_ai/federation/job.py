@@ -154,12 +154,15 @@ class ModelSection(_Open):
     """``[model]``: a model of the zoo, by name; other keys are its options.
 
     ``num_features`` and ``num_classes`` are taken from the dataset in simulation; a deployed
-    coordinator holds no data, so there they must be given.
+    coordinator holds no data, so there they must be given. ``plugin`` names the package that
+    provides a model which is not built in (e.g. ``"hospital-models"``): it travels to the nodes
+    with the model's name, so a party without it is told what to install (``docs/plugins.md``).
     """
 
     name: str = "mlp"
     num_features: int | None = Field(default=None, gt=0)
     num_classes: int | None = Field(default=None, ge=2)
+    plugin: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
 class StrategySection(_Open):
@@ -233,6 +236,7 @@ class SimulationSection(_Strict):
 
 _OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {
     "job": ("rounds",),
+    "model": ("plugin",),  # where the model comes from, not what it is
     "coordinator": (
         "round_timeout_s",
         "max_round_attempts",
@@ -264,8 +268,9 @@ class JobSpec(_Strict):
         """SHA-256 of every setting that shapes the model; a checkpoint refuses any other job.
 
         Operational settings are left out (the number of rounds, deadlines, retries, evaluation
-        cadence, waiting for nodes, the simulation backend), so a stopped job can be resumed with
-        more rounds or a longer deadline, and still yields the model an uninterrupted run would.
+        cadence, waiting for nodes, the simulation backend, the package named as the model's
+        plug-in), so a stopped job can be resumed with more rounds or a longer deadline, and still
+        yields the model an uninterrupted run would.
         """
         document = self.model_dump(mode="json")
         for section, keys in _OPERATIONAL_KEYS.items():
@@ -355,6 +360,11 @@ def _check_registered_names(spec: JobSpec) -> None:
     from sovereign_ai.strategies import create_strategy
 
     if spec.model.name not in model_names():
+        if spec.model.plugin is not None:
+            raise ConfigError(
+                f"This machine does not have model {spec.model.name!r}; install the plug-in "
+                f"package {spec.model.plugin!r} (entry point group sovereign_ai.models) on it."
+            )
         raise UnknownNameError("model", spec.model.name, model_names())
     create_strategy(spec.strategy.name, **spec.strategy.options)
     TrainConfig(**spec.train.model_dump())

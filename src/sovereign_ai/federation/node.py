@@ -22,9 +22,11 @@ from sovereign_ai.learning import (
     create_model,
     evaluate,
     get_parameters,
+    model_names,
     set_parameters,
     train,
 )
+from sovereign_ai.learning.zoo import MODEL_PLUGIN_GROUP
 
 __all__ = ["EVALUATE_METRICS", "TRAIN_METRICS", "LocalData", "Node"]
 
@@ -158,6 +160,14 @@ class Node:
                 f"{self.data.train_features.shape[1]}."
             )
         key = (name, options_json, num_features, num_classes)
+        if key not in self._models and name not in model_names():
+            plugin = str(task.config.get("model_plugin", ""))
+            package = f"'{plugin}'" if plugin else "that provides it"
+            raise ConfigError(
+                f"This node does not have model {name!r}; install the plug-in package {package} "
+                f"(entry point group {MODEL_PLUGIN_GROUP}) on this machine."
+                + ("" if plugin else " The job does not name that package ([model] plugin).")
+            )
         if key not in self._models:
             try:
                 options = json.loads(options_json)

@@ -52,7 +52,7 @@ def run_ours(job: PreparedJob, folder: Path) -> dict[str, Any]:
     finally:
         tree.stop()  # any process left; all reaped before the monitor reads the CPU accounts
         monitor.stop()
-    database = federation.state / "rounds" / "state.db"
+    database = federation.run.state / "state.db"
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         ends = [
             float(row[0])

@@ -110,7 +110,7 @@ def run_deployed_demo(
             raise FederationError(
                 f"The coordinator stopped with status {status}:\n" + federation.tail("coordinator")
             )
-    document = json.loads((federation.state / "metrics.json").read_text(encoding="utf-8"))
+    document = json.loads(federation.run.metrics.read_text(encoding="utf-8"))
     deployed = SimulationSetup(
         spec=spec,
         dataset=dataset,

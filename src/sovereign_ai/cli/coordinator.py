@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,9 +25,11 @@ from sovereign_ai.cli.report import (
     plot_history,
     write_json,
 )
-from sovereign_ai.federation import RoundObserver, RoundReport
+from sovereign_ai.federation import FederationHistory, RoundObserver, RoundReport
 
 if TYPE_CHECKING:
+    from sovereign_ai.federation import JobSpec, RunFolder
+    from sovereign_ai.federation.coordinator import CentralEvaluator
     from sovereign_ai.federation.transports.grpc import (
         CoordinatorStatus,
         GrpcCoordinatorTransport,
@@ -42,9 +45,15 @@ coordinator_app = typer.Typer(
 KitOption = Annotated[
     Path, typer.Option("--kit", help="The coordinator's startup kit folder (from provision).")
 ]
-StateOption = Annotated[
+OutOption = Annotated[
     Path | None,
-    typer.Option("--state", help="Folder of the durable job state. Default: KIT/state."),
+    typer.Option(
+        "--out",
+        "--state",
+        help="Folder of this job's run: state/, metrics.json, plot.png, model.safetensors and "
+        "status.json. Default: runs/<job name> in the current folder (never the kit: a kit is "
+        "a credential, not a workspace).",
+    ),
 ]
 
 
@@ -53,9 +62,9 @@ def start(
     kit: KitOption,
     job: Annotated[Path, typer.Option("--job", help="Job spec TOML (see docs/job-spec.md).")],
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the last completed round in --state.")
+        bool, typer.Option("--resume", help="Continue from the last completed round in --out.")
     ] = False,
-    state: StateOption = None,
+    out: OutOption = None,
     listen: Annotated[
         str | None,
         typer.Option(
@@ -63,6 +72,23 @@ def start(
             help="host:port to listen on. Default: 0.0.0.0 and the port of the kit's address.",
         ),
     ] = None,
+    max_wait_s: Annotated[
+        float | None,
+        typer.Option(
+            "--max-wait-s",
+            help="Longest to wait, before each round, for the job's minimum number of nodes; "
+            "then the job fails. Default: wait as long as it takes (sites come online when "
+            "their operators start them); who is connected is printed every 30 s.",
+        ),
+    ] = None,
+    linger_s: Annotated[
+        float,
+        typer.Option(
+            "--linger-s",
+            help="After the job ends, keep serving up to this long so that every connected node "
+            "hears it ended and stops.",
+        ),
+    ] = 30.0,
     test_data: Annotated[
         Path | None,
         typer.Option("--test-data", help="Optional test set the coordinator may hold (CSV/...)."),
@@ -85,15 +111,17 @@ def start(
 ) -> None:
     """Serve a job to the federation's nodes until every round is done.
 
-    Each round is durable in --state before the next starts. If this process is killed, start it
-    again with --resume: it continues from the last completed round, the nodes reconnect on their
-    own, and the final model is the same as an uninterrupted run's.
+    Each round is durable in OUT/state before the next starts. If this process is killed, start
+    it again with --resume: it continues from the last completed round, the nodes reconnect on
+    their own, and the final model is the same as an uninterrupted run's. When the job ends, the
+    final model is written to OUT/model.safetensors and every connected node is told, prints a
+    summary and exits.
     """
     console = Console()
     with friendly_errors():
         from sovereign_ai.data import load_file
-        from sovereign_ai.federation import load_job_spec, test_set_evaluator
-        from sovereign_ai.federation.deployment import deployed_dimensions, run_coordinator
+        from sovereign_ai.federation import RunFolder, load_job_spec, test_set_evaluator
+        from sovereign_ai.federation.deployment import deployed_dimensions
         from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport
         from sovereign_ai.pki import expiry_warnings, load_coordinator_kit
 
@@ -110,66 +138,139 @@ def start(
             evaluator = test_set_evaluator(
                 spec, held.features, held.labels, num_classes=deployed_dimensions(spec)[1]
             )
-        folder = state or kit / "state"
-        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(out) if out is not None else RunFolder.for_job(spec.job.name)
+        run.path.mkdir(parents=True, exist_ok=True)
         port = coordinator_kit.coordinator_address.rsplit(":", 1)[-1]
+        address = listen or f"0.0.0.0:{port}"
         transport = GrpcCoordinatorTransport(
-            kit=coordinator_kit,
-            bind_address=listen or f"0.0.0.0:{port}",
-            allow_insecure=allow_insecure,
+            kit=coordinator_kit, bind_address=address, allow_insecure=allow_insecure
         )
-        stop_writer = threading.Event()
-        writer = threading.Thread(
-            target=_write_status_loop, args=(transport, folder, stop_writer), daemon=True
-        )
-        writer.start()
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         console.print(
             f"Coordinator {coordinator_kit.name!r} of federation {coordinator_kit.federation!r} "
-            f"listening on port {transport.port}; job {spec.job_id}; state in {folder}."
+            f"listening on port {transport.port}; job {spec.job_id}; run folder {run.path}."
         )
+        _serve_job(
+            console,
+            spec,
+            transport,
+            run,
+            resume=resume,
+            max_wait_s=max_wait_s,
+            linger_s=linger_s,
+            evaluator=evaluator,
+        )
+
+
+def _serve_job(
+    console: Console,
+    spec: JobSpec,
+    transport: GrpcCoordinatorTransport,
+    run: RunFolder,
+    *,
+    resume: bool,
+    max_wait_s: float | None,
+    linger_s: float,
+    evaluator: CentralEvaluator | None,
+) -> None:
+    """Run the job, record how it ended, tell the nodes, and leave the run folder whole."""
+    from sovereign_ai.errors import FederationError
+    from sovereign_ai.federation.deployment import run_coordinator
+
+    stop_writer = threading.Event()
+    writer = threading.Thread(
+        target=_write_status_loop, args=(transport, run.status, stop_writer), daemon=True
+    )
+    writer.start()
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    history = FederationHistory()
+    try:
+        with RoundProgress(console, label=spec.job.name) as progress:
+            history = run_coordinator(
+                spec,
+                transport=transport,
+                state_dir=run.state,
+                resume=resume,
+                observer=_Both(progress, transport),
+                central_evaluator=evaluator,
+                max_node_wait_s=max_wait_s,
+            )
+        final = run.write_model(history.parameters) if history.parameters is not None else None
+        transport.end_job(
+            job_id=spec.job_id,
+            is_finished=True,
+            final_model=str(final.resolve()) if final else "",
+            rounds_completed=spec.job.rounds,
+        )
+    except FederationError as exc:  # the job itself failed: nodes are told and may stop
+        transport.end_job(
+            job_id=spec.job_id,
+            is_finished=False,
+            reason=str(exc),
+            rounds_completed=_durable_round(run),
+        )
+        raise
+    except BaseException as exc:  # stopped or misconfigured: nodes wait for a restart
+        transport.mark_stopped(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        raise
+    finally:
         try:
-            with RoundProgress(console, label=spec.job.name) as progress:
-                history = run_coordinator(
-                    spec,
-                    transport=transport,
-                    state_dir=folder / "rounds",
-                    resume=resume,
-                    observer=_Both(progress, transport),
-                    central_evaluator=evaluator,
-                )
+            if transport.status().state in ("finished", "failed"):
+                not_told = transport.wait_until_nodes_told(timeout_s=linger_s)
+                if not_told:
+                    console.print(f"Nodes that did not hear the job ended: {', '.join(not_told)}.")
         finally:
             stop_writer.set()
             writer.join(timeout=5)
-            _write_status(transport, folder)
+            _write_status(transport, run.status)
             transport.close()
+            _write_run_summary(console, spec, history, run)
+
+
+def _durable_round(run: RunFolder) -> int:
+    from sovereign_ai.federation import CheckpointStore
+
+    if not (run.state / "state.db").exists():
+        return 0
+    with CheckpointStore(run.state) as store:
+        latest = store.round_records()
+    return int(latest[-1]["round"]) if latest else 0
+
+
+def _write_run_summary(
+    console: Console, spec: JobSpec, history: FederationHistory, run: RunFolder
+) -> None:
+    """metrics.json and plot.png over every durable round, and where the model is."""
+    if not (run.state / "state.db").exists():
+        return
     if history.resumed_from:
         console.print(f"Resumed after round {history.resumed_from}.")
-    history = complete_history(history, folder / "rounds")
-    write_json(folder / "metrics.json", {"job_id": spec.job_id, "rounds": history_to_json(history)})
+    history = complete_history(history, run.state)
+    write_json(run.metrics, {"job_id": spec.job_id, "rounds": history_to_json(history)})
     if history.rounds:
-        plot_history(history, folder / "plot.png", title=spec.job.name)
+        plot_history(history, run.plot, title=spec.job.name)
+    if history.parameters is not None and history.rounds:
         last = history.rounds[-1]
         console.print(
             f"Job {spec.job_id} finished: round {last.round_number}, "
             + ", ".join(f"{k} {v:.4f}" for k, v in sorted(last.metrics.items()))
         )
-    console.print(f"Wrote {folder / 'metrics.json'} and {folder / 'plot.png'}")
+        console.print(f"Final model: {run.model}")
+    console.print(f"Wrote {run.metrics} and {run.plot}")
 
 
 @coordinator_app.command("status")
 def status(
     kit: KitOption,
-    state: StateOption = None,
+    out: OutOption = None,
     allow_insecure: Annotated[
         bool, typer.Option("--allow-insecure", help="The coordinator serves plaintext (tests).")
     ] = False,
 ) -> None:
-    """Show the running job: round, connected nodes and the last metrics.
+    """Show the job: running / waiting / finished / failed, round, nodes, failures, final model.
 
     Asks the coordinator over mutual TLS, with the coordinator's own kit or any node's kit. If the
     coordinator cannot be reached and this is the coordinator's kit, shows the last status it
-    wrote to its state folder instead, with its age.
+    wrote to its run folder instead (--out, or the newest runs/*/status.json here), with its age.
     """
     console = Console()
     with friendly_errors():
@@ -187,7 +288,7 @@ def status(
                 f"[yellow]note:[/] {escape(str(exc))}\nShowing the last status the coordinator "
                 "wrote instead."
             )
-            report = _read_status(state or kit / "state")
+            report = _read_status(_status_file(out, coordinator=loaded.name))
         _print_status(console, report)
 
 
@@ -196,10 +297,15 @@ def _print_status(console: Console, report: CoordinatorStatus) -> None:
         f"Federation [bold]{report.federation}[/], coordinator {report.coordinator}, "
         f"up {report.uptime_s:.0f} s"
     )
+    colour = {"finished": "green", "failed": "red", "stopped": "yellow"}.get(report.state, "cyan")
     console.print(
-        f"Job {report.job_id or '(none yet)'}: round {report.round_number}/"
-        f"{report.total_rounds or '?'}, stage {report.stage or '-'}"
+        f"Job {report.job_id or '(none yet)'}: [{colour}]{report.state}[/], round "
+        f"{report.round_number}/{report.total_rounds or '?'}, stage {report.stage or '-'}"
     )
+    if report.reason:
+        console.print(f"  {escape(report.reason)}")
+    if report.final_model:
+        console.print(f"Final model: {report.final_model}")
     table = Table(title=f"{len(report.nodes)} connected node(s)")
     table.add_column("node")
     table.add_column("last seen", justify="right")
@@ -207,6 +313,13 @@ def _print_status(console: Console, report: CoordinatorStatus) -> None:
     for node in report.nodes:
         table.add_row(node.node_id, f"{node.seconds_since_seen:.1f} s ago", str(node.is_busy))
     console.print(table)
+    if report.failures:
+        failures = Table(title="Nodes that failed or were refused in the last round")
+        failures.add_column("node")
+        failures.add_column("reason")
+        for node_id, why in sorted(report.failures.items()):
+            failures.add_row(node_id, escape(why))
+        console.print(failures)
     if report.metrics:
         console.print(
             "Last round: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report.metrics.items()))
@@ -227,38 +340,67 @@ class _Both:
         for observer in self._observers:
             observer.on_round_end(report)
 
+    def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
+        for observer in self._observers:
+            observer.on_waiting(connected, needed, waited_s)
 
-def _write_status(transport: GrpcCoordinatorTransport, folder: Path) -> None:
+    def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
+        for observer in self._observers:
+            observer.on_attempt_failed(round_number, attempt, reason)
+
+
+def _write_status(transport: GrpcCoordinatorTransport, path: Path) -> None:
     document = asdict(transport.status())
     document["written_at"] = time.time()
-    write_json(folder / "status.json", document)
+    write_json(path, document)
 
 
 def _write_status_loop(
-    transport: GrpcCoordinatorTransport, folder: Path, stop: threading.Event
+    transport: GrpcCoordinatorTransport, path: Path, stop: threading.Event
 ) -> None:
-    _write_status(transport, folder)
+    _write_status(transport, path)
     while not stop.wait(1.0):
-        _write_status(transport, folder)
+        _write_status(transport, path)
 
 
-def _read_status(folder: Path) -> CoordinatorStatus:
+def _status_file(out: Path | None, *, coordinator: str) -> Path:
+    """``OUT/status.json``, or the newest ``runs/*/status.json`` this coordinator wrote."""
+    from sovereign_ai.errors import ConfigError
+    from sovereign_ai.federation import RunFolder
+
+    if out is not None:
+        return RunFolder(out).status
+    candidates = []
+    for path in Path("runs").glob("*/status.json"):
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("coordinator") == coordinator:
+                candidates.append(path)
+        except (OSError, json.JSONDecodeError):
+            continue
+    if not candidates:
+        raise ConfigError(
+            f"No status of coordinator {coordinator!r} under {str(Path('runs').resolve())!r}: "
+            "run this where the coordinator was started, or pass --out with its run folder."
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def _read_status(path: Path) -> CoordinatorStatus:
     from sovereign_ai.errors import ConfigError
     from sovereign_ai.federation.transports.grpc import ConnectedNode, CoordinatorStatus
 
-    path = folder / "status.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(
-            f"No coordinator status in {str(folder)!r}: is the coordinator running with this "
-            "kit (or pass --state where it keeps its state)?"
+            f"No coordinator status at {str(path)!r}: is the coordinator running with this kit "
+            "(or pass --out with the run folder it was started with)?"
         ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"The status file {str(path)!r} cannot be read: {exc}.") from exc
     age = time.time() - float(document.pop("written_at", 0.0))
     nodes = tuple(ConnectedNode(**n) for n in document.pop("nodes", []))
-    if age > 5:
+    if age > 5 and document.get("state") not in ("finished", "failed", "stopped"):
         Console(stderr=True).print(
             f"[yellow]note:[/] the status is {age:.0f} s old; the coordinator may have stopped."
         )

@@ -6,6 +6,7 @@ Commands are thin: they read files and flags, build the library's objects, and r
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -41,6 +42,8 @@ app.add_typer(node_app, name="node")
 def _configure(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info-level logs.")] = False,
 ) -> None:
+    if not verbose:  # gRPC's C core would print its own lines for errors we already explain
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._node_lines import describe_answer, describe_job_end
 from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.errors import ConfigError
 
@@ -84,7 +85,11 @@ def start(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )
         client = GrpcNodeClient(
-            kit=node_kit, node=node, address=coordinator, allow_insecure=allow_insecure
+            kit=node_kit,
+            node=node,
+            address=coordinator,
+            allow_insecure=allow_insecure,
+            on_answer=lambda report: console.print(describe_answer(report), highlight=False),
         )
         signal.signal(signal.SIGTERM, lambda signum, frame: client.stop())
         signal.signal(signal.SIGINT, lambda signum, frame: client.stop())
@@ -93,8 +98,12 @@ def start(
             f"({len(node.data.train_labels)} to train, {len(node.data.test_labels)} to evaluate); "
             f"dialling {coordinator or node_kit.coordinator_address}."
         )
-        client.serve_forever()
-    console.print(f"Node {node_kit.name!r} stopped.")
+        ended = client.serve_forever()
+    if ended is None:
+        console.print(f"Node {node_kit.name!r} stopped.")
+        return
+    # Exit 0 even when the job failed: the job ended, not this node; the summary says why.
+    console.print(describe_job_end(node_kit.name, ended, tasks_answered=client.tasks_handled))
 
 
 def _node_settings(kit: Path) -> dict[str, Any]:

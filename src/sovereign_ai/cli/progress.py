@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sovereign_ai.federation import RoundReport
@@ -63,3 +65,16 @@ class RoundProgress:
             parts.append(f"loss {metrics['central_loss']:.3f}")
         parts.append(f"{len(report.answered)}/{len(report.cohort)} nodes")
         self._progress.update(self._task, completed=report.round_number, status=" · ".join(parts))
+
+    def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
+        """Print who is connected while the round waits for the minimum number of nodes."""
+        self._progress.console.print(
+            f"Waiting for nodes ({waited_s:.0f} s): {len(connected)} of the {needed} needed "
+            f"connected{': ' + ', '.join(connected) if connected else ''}."
+        )
+
+    def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
+        """Print why an attempt of a round fell through."""
+        self._progress.console.print(
+            f"[yellow]Round {round_number}, attempt {attempt} fell through:[/] {escape(reason)}"
+        )

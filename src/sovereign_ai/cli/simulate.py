@@ -17,7 +17,7 @@ from sovereign_ai.cli.report import (
     plot_history,
     write_json,
 )
-from sovereign_ai.federation import load_job_spec, run_simulation
+from sovereign_ai.federation import RunFolder, load_job_spec, run_simulation
 
 __all__ = ["simulate"]
 
@@ -28,7 +28,9 @@ def simulate(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder for durable state, metrics.json and plot.png. Default: runs/<job name>.",
+            help="Folder of this job's run: state/, metrics.json, plot.png and "
+            "model.safetensors (the same layout as a deployed coordinator's). Default: "
+            "runs/<job name>.",
         ),
     ] = None,
     resume: Annotated[
@@ -42,31 +44,34 @@ def simulate(
     """Run a federated job with simulated nodes, each holding one partition of the data.
 
     Every round is saved to OUT/state before the next begins, so a killed run continues with
-    --resume and ends with the same model as an uninterrupted one.
+    --resume and ends with the same model as an uninterrupted one. The final model is written to
+    OUT/model.safetensors.
     """
     console = Console()
     with friendly_errors():
         use_one_torch_thread()
         spec = load_job_spec(job)
-        folder = out or Path("runs") / spec.job.name
-        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(out) if out is not None else RunFolder.for_job(spec.job.name)
+        run.path.mkdir(parents=True, exist_ok=True)
         with RoundProgress(console, label=f"{spec.job.name}") as progress:
             history, setup = run_simulation(
-                spec, state_dir=folder / "state", resume=resume, observer=progress
+                spec, state_dir=run.state, resume=resume, observer=progress
             )
     console.print(setup.summary.to_table())
     if history.resumed_from:
         console.print(f"Resumed after round {history.resumed_from}.")
         if not history.rounds:
             console.print(f"Nothing left to run: all {spec.job.rounds} rounds were done.")
-    history = complete_history(history, folder / "state")
+    history = complete_history(history, run.state)
     last = history.rounds[-1].metrics if history.rounds else {}
     if "central_accuracy" in last:
         console.print(
             f"Final model: accuracy {last['central_accuracy']:.3f}, "
             f"loss {last['central_loss']:.3f} on the held-out test set."
         )
-    write_json(folder / "metrics.json", {"job_id": spec.job_id, "rounds": history_to_json(history)})
+    write_json(run.metrics, {"job_id": spec.job_id, "rounds": history_to_json(history)})
     if history.rounds:
-        plot_history(history, folder / "plot.png", title=spec.job.name)
-    console.print(f"Wrote {folder / 'metrics.json'} and {folder / 'plot.png'}")
+        plot_history(history, run.plot, title=spec.job.name)
+    if history.parameters is not None:
+        console.print(f"Final model: {run.write_model(history.parameters)}")
+    console.print(f"Wrote {run.metrics} and {run.plot}")

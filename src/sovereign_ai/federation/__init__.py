@@ -23,6 +23,7 @@ from sovereign_ai.federation.coordinator import (
 )
 from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spec, parse_job_spec
 from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.run_folder import RunFolder
 from sovereign_ai.federation.simulation import (
     SimulationSetup,
     load_dataset,
@@ -43,6 +44,7 @@ __all__ = [
     "RoundCheckpoint",
     "RoundObserver",
     "RoundReport",
+    "RunFolder",
     "SimulationBackend",
     "SimulationSetup",
     "TaskHandler",

@@ -22,7 +22,7 @@ from typing import Any
 from sovereign_ai.core import FloatArray, Parameters
 from sovereign_ai.errors import CheckpointError, SerializationError
 
-__all__ = ["CheckpointStore", "RoundCheckpoint"]
+__all__ = ["CheckpointStore", "RoundCheckpoint", "write_atomically"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (
@@ -133,7 +133,7 @@ class CheckpointStore:
         """
         payload = parameters.to_bytes()
         name = f"round-{round_number:06d}.safetensors"
-        _write_atomically(self._params_dir / name, payload)
+        write_atomically(self._params_dir / name, payload)
         state_bytes = Parameters(dict(strategy_state)).to_bytes()
         self._db.execute(
             "INSERT OR REPLACE INTO rounds (round_number, parameters_file, parameters_sha256, "
@@ -199,7 +199,7 @@ class CheckpointStore:
         ]
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
+def write_atomically(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the whole new one."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(temporary, "wb") as handle:

@@ -121,6 +121,9 @@ class RoundObserver(Protocol):
     def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
         """Called every ``wait_report_s`` while fewer than ``needed`` nodes are connected."""
 
+    def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
+        """Called when an attempt of a round falls through (it is retried if attempts remain)."""
+
 
 class Coordinator:
     """Runs a job's rounds over a transport with a strategy.
@@ -392,9 +395,7 @@ class Coordinator:
         tensors["input_std"] = std.astype(np.float32).reshape(parameters["input_std"].shape)
         return Parameters(tensors)
 
-    def _with_retries(
-        self, round_number: int, attempt: Callable[[int], _T]
-    ) -> tuple[_T, int]:
+    def _with_retries(self, round_number: int, attempt: Callable[[int], _T]) -> tuple[_T, int]:
         """Run ``attempt(number)`` until it succeeds or ``max_round_attempts`` are spent.
 
         An attempt fails for want of nodes (:class:`InsufficientNodesError`) or because its
@@ -405,6 +406,8 @@ class Coordinator:
                 return attempt(number), number
             except (InsufficientNodesError, AggregationError) as exc:
                 logger.warning("Round %d attempt %d: %s", round_number, number, exc)
+                if self.observer is not None:
+                    self.observer.on_attempt_failed(round_number, number, str(exc))
                 if number == self.max_round_attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
@@ -425,16 +428,18 @@ class Coordinator:
             results = self._accepted(outcome, instructions, Stage.TRAIN, round_number, accept)
             self._require_cohort(Stage.TRAIN, round_number, results, outcome)
             new_parameters = self._aggregate(round_number, parameters, results)
+            evaluation, evaluate_failures = self._evaluate(round_number, new_parameters, rng)
             metrics = {
                 "train_nodes": float(len(results)),
                 **_weighted_train_metrics(results),
-                **self._evaluate(round_number, new_parameters, rng),
+                **evaluation,
             }
+            failures = {node: f"evaluate: {why}" for node, why in evaluate_failures.items()}
             report = RoundReport(
                 round_number=round_number,
                 cohort=[i.node_id for i in instructions],
                 answered=[r.node_id for r in results],
-                failures=dict(outcome.failures),
+                failures={**failures, **outcome.failures},
                 metrics=metrics,
                 attempts=number,
             )
@@ -478,20 +483,26 @@ class Coordinator:
 
     def _evaluate(
         self, round_number: int, parameters: Parameters, rng: np.random.Generator
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        """The round's evaluation metrics, and the nodes whose evaluation failed, with why."""
         metrics: dict[str, float] = {}
+        failures: dict[str, str] = {}
         is_due = self.evaluate_every > 0 and round_number % self.evaluate_every == 0
         if is_due or round_number == self.rounds:
-            metrics.update(self._federated_evaluation(round_number, parameters, rng))
+            metrics.update(self._federated_evaluation(round_number, parameters, rng, failures))
             if self.central_evaluator is not None:
                 central = self.central_evaluator(parameters)
                 metrics.update({f"central_{k}": float(v) for k, v in central.items()})
-        return metrics
+        return metrics, failures
 
     def _federated_evaluation(
-        self, round_number: int, parameters: Parameters, rng: np.random.Generator
+        self,
+        round_number: int,
+        parameters: Parameters,
+        rng: np.random.Generator,
+        failures: dict[str, str],
     ) -> dict[str, float]:
-        """``federated_*`` metrics, or none when too few nodes could evaluate (logged)."""
+        """``federated_*`` metrics (none when too few nodes could evaluate); fills ``failures``."""
 
         def accept(result: Result) -> Result:
             check_evaluation(result, rules=self.rules)
@@ -508,6 +519,7 @@ class Coordinator:
                 return {}
             outcome = self._run_stage(Stage.EVALUATE, round_number, parameters, instructions)
             answered = self._accepted(outcome, instructions, Stage.EVALUATE, round_number, accept)
+            failures.update(outcome.failures)
             results = [r for r in answered if r.num_examples > 0]  # nodes without test rows
             if len(results) < self.strategy.min_evaluate_nodes:
                 logger.warning(

@@ -107,6 +107,7 @@ class Node:
 
     # Stages -------------------------------------------------------------------------------------
     def _statistics(self, task: Task) -> Result:
+        self._check_width(task)
         features = self.data.train_features.astype(np.float64)
         stats = Parameters(
             {
@@ -152,13 +153,8 @@ class Node:
     def _model(self, task: Task) -> Any:
         name = str(task.config.get("model", ""))
         options_json = str(task.config.get("model_options", "{}"))
-        num_features = int(task.config.get("num_features", self.data.train_features.shape[1]))
+        num_features = self._check_width(task)
         num_classes = int(task.config.get("num_classes", 0))
-        if num_features != self.data.train_features.shape[1]:
-            raise ConfigError(
-                f"The job expects {num_features} features but node {self.node_id!r} has "
-                f"{self.data.train_features.shape[1]}."
-            )
         key = (name, options_json, num_features, num_classes)
         if key not in self._models and name not in model_names():
             plugin = str(task.config.get("model_plugin", ""))
@@ -179,6 +175,18 @@ class Node:
                 name, num_features=num_features, num_classes=num_classes, seed=0, **options
             )
         return self._models[key]
+
+    def _check_width(self, task: Task) -> int:
+        """The job's input width, which must be this node's: refuse the task otherwise."""
+        width = self.data.train_features.shape[1]
+        num_features = int(task.config.get("num_features", width))
+        if num_features != width:
+            raise DataError(
+                f"The job expects {num_features} feature columns but node {self.node_id!r} has "
+                f"{width}: check the site's file against the job with 'sovereign node check', "
+                "or choose columns with --columns / --ignore-columns."
+            )
+        return num_features
 
     def _answer(
         self,

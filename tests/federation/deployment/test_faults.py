@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 
 
 def final_parameters(federation: LocalFederation) -> Parameters:
-    files = sorted((federation.state / "rounds" / "parameters").glob("round-*.safetensors"))
+    files = sorted((federation.run.state / "parameters").glob("round-*.safetensors"))
     return Parameters.from_bytes(files[-1].read_bytes())
 
 
@@ -65,7 +65,7 @@ def test_coordinator_sigkill_then_resume_gives_identical_model(
     killed_after = federation.durable_round()
     assert 2 <= killed_after < 6, "the job finished before the crash; make it longer"
     if delay_s:
-        status = json.loads((federation.state / "status.json").read_text())
+        status = json.loads(federation.run.status.read_text())
         assert status["stage"] in {"train", "evaluate"}, status
 
     federation.start_coordinator(job, resume=True)
@@ -140,7 +140,7 @@ def test_node_killed_mid_round_round_completes_and_node_rejoins(
     start_nodes(federation, node_files, names=("central",))
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail("coordinator")
 
-    rounds = json.loads((federation.state / "metrics.json").read_text())["rounds"]
+    rounds = json.loads(federation.run.metrics.read_text())["rounds"]
     answered = {r["round"]: r["answered"] for r in rounds}
     assert answered[1] == sorted(NODES)
     assert any(sorted(a) == ["north", "south"] for a in answered.values()), answered

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 def invoke_status(federation: LocalFederation, kit: Path) -> tuple[int, str]:
     result = CliRunner().invoke(
         app,
-        ["coordinator", "status", "--kit", str(kit), "--state", str(federation.state)],
+        ["coordinator", "status", "--kit", str(kit), "--out", str(federation.run.path)],
         env={"COLUMNS": "120"},
     )
     return result.exit_code, result.output
@@ -48,7 +48,7 @@ def test_status_over_mtls_with_either_kit_then_from_the_state_file(
         time.sleep(0.5)
 
     from_node = status(federation, federation.node_kit("north"))
-    status_file = federation.state / "status.json"
+    status_file = federation.run.status
     while "south" not in status_file.read_text():  # written every second
         assert time.monotonic() < deadline, status_file.read_text()
         time.sleep(0.2)

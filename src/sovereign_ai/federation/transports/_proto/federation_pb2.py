@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n:sovereign_ai/federation/transports/_proto/federation.proto\x12\x17sovereign.federation.v1\"o\n\x0b\x43onfigValue\x12\x14\n\nbool_value\x18\x01 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x42\x06\n\x04kind\"3\n\x0bPullRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bmax_wait_ms\x18\x02 \x01(\r\"\x95\x02\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x04\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12?\n\x06\x63onfig\x18\x06 \x03(\x0b\x32/.sovereign.federation.v1.TaskHeader.ConfigEntry\x12\x14\n\x0cpayload_size\x18\x07 \x01(\x04\x1aS\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.sovereign.federation.v1.ConfigValue:\x02\x38\x01J\x04\x08\x08\x10\t\"Z\n\tTaskChunk\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.sovereign.federation.v1.TaskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x9b\x02\n\x0cResultHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x04\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x14\n\x0cnum_examples\x18\x06 \x01(\x12\x12\x43\n\x07metrics\x18\x07 \x03(\x0b\x32\x32.sovereign.federation.v1.ResultHeader.MetricsEntry\x12\x14\n\x0cpayload_size\x18\x08 \x01(\x04\x12\r\n\x05\x65rror\x18\n \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\t\x10\n\"^\n\x0bResultChunk\x12\x37\n\x06header\x18\x01 \x01(\x0b\x32%.sovereign.federation.v1.ResultHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1c\n\tPushReply\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"M\n\rConnectedNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x12seconds_since_seen\x18\x02 \x01(\x01\x12\x0f\n\x07is_busy\x18\x03 \x01(\x08\"\xbe\x02\n\x0bStatusReply\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x13\n\x0b\x63oordinator\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x14\n\x0cround_number\x18\x04 \x01(\x04\x12\x14\n\x0ctotal_rounds\x18\x05 \x01(\x04\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x35\n\x05nodes\x18\x07 \x03(\x0b\x32&.sovereign.federation.v1.ConnectedNode\x12\x42\n\x07metrics\x18\x08 \x03(\x0b\x32\x31.sovereign.federation.v1.StatusReply.MetricsEntry\x12\x10\n\x08uptime_s\x18\t \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\x96\x02\n\nFederation\x12V\n\x08PullTask\x12$.sovereign.federation.v1.PullRequest\x1a\".sovereign.federation.v1.TaskChunk0\x01\x12X\n\nPushResult\x12$.sovereign.federation.v1.ResultChunk\x1a\".sovereign.federation.v1.PushReply(\x01\x12V\n\x06Status\x12&.sovereign.federation.v1.StatusRequest\x1a$.sovereign.federation.v1.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n:sovereign_ai/federation/transports/_proto/federation.proto\x12\x17sovereign.federation.v1\"o\n\x0b\x43onfigValue\x12\x14\n\nbool_value\x18\x01 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x42\x06\n\x04kind\"3\n\x0bPullRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bmax_wait_ms\x18\x02 \x01(\r\"\x95\x02\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x04\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12?\n\x06\x63onfig\x18\x06 \x03(\x0b\x32/.sovereign.federation.v1.TaskHeader.ConfigEntry\x12\x14\n\x0cpayload_size\x18\x07 \x01(\x04\x1aS\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.sovereign.federation.v1.ConfigValue:\x02\x38\x01J\x04\x08\x08\x10\t\"\xda\x01\n\x08JobEnded\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x18\n\x10rounds_completed\x18\x04 \x01(\x04\x12\x14\n\x0ctotal_rounds\x18\x05 \x01(\x04\x12?\n\x07metrics\x18\x06 \x03(\x0b\x32..sovereign.federation.v1.JobEnded.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8e\x01\n\tTaskChunk\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.sovereign.federation.v1.TaskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12\x32\n\x05\x65nded\x18\x03 \x01(\x0b\x32!.sovereign.federation.v1.JobEndedH\x00\x42\x06\n\x04part\"\x9b\x02\n\x0cResultHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x04\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x14\n\x0cnum_examples\x18\x06 \x01(\x12\x12\x43\n\x07metrics\x18\x07 \x03(\x0b\x32\x32.sovereign.federation.v1.ResultHeader.MetricsEntry\x12\x14\n\x0cpayload_size\x18\x08 \x01(\x04\x12\r\n\x05\x65rror\x18\n \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\t\x10\n\"^\n\x0bResultChunk\x12\x37\n\x06header\x18\x01 \x01(\x0b\x32%.sovereign.federation.v1.ResultHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1c\n\tPushReply\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"M\n\rConnectedNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x12seconds_since_seen\x18\x02 \x01(\x01\x12\x0f\n\x07is_busy\x18\x03 \x01(\x08\"\xe9\x03\n\x0bStatusReply\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x13\n\x0b\x63oordinator\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x14\n\x0cround_number\x18\x04 \x01(\x04\x12\x14\n\x0ctotal_rounds\x18\x05 \x01(\x04\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x35\n\x05nodes\x18\x07 \x03(\x0b\x32&.sovereign.federation.v1.ConnectedNode\x12\x42\n\x07metrics\x18\x08 \x03(\x0b\x32\x31.sovereign.federation.v1.StatusReply.MetricsEntry\x12\x10\n\x08uptime_s\x18\t \x01(\x01\x12\r\n\x05state\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x13\n\x0b\x66inal_model\x18\x0c \x01(\t\x12\x44\n\x08\x66\x61ilures\x18\r \x03(\x0b\x32\x32.sovereign.federation.v1.StatusReply.FailuresEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rFailuresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x96\x02\n\nFederation\x12V\n\x08PullTask\x12$.sovereign.federation.v1.PullRequest\x1a\".sovereign.federation.v1.TaskChunk0\x01\x12X\n\nPushResult\x12$.sovereign.federation.v1.ResultChunk\x1a\".sovereign.federation.v1.PushReply(\x01\x12V\n\x06Status\x12&.sovereign.federation.v1.StatusRequest\x1a$.sovereign.federation.v1.StatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKHEADER_CONFIGENTRY']._loaded_options = None
   _globals['_TASKHEADER_CONFIGENTRY']._serialized_options = b'8\001'
+  _globals['_JOBENDED_METRICSENTRY']._loaded_options = None
+  _globals['_JOBENDED_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_RESULTHEADER_METRICSENTRY']._loaded_options = None
   _globals['_RESULTHEADER_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREPLY_METRICSENTRY']._loaded_options = None
   _globals['_STATUSREPLY_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_STATUSREPLY_FAILURESENTRY']._loaded_options = None
+  _globals['_STATUSREPLY_FAILURESENTRY']._serialized_options = b'8\001'
   _globals['_CONFIGVALUE']._serialized_start=87
   _globals['_CONFIGVALUE']._serialized_end=198
   _globals['_PULLREQUEST']._serialized_start=200
@@ -45,24 +49,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKHEADER']._serialized_end=531
   _globals['_TASKHEADER_CONFIGENTRY']._serialized_start=442
   _globals['_TASKHEADER_CONFIGENTRY']._serialized_end=525
-  _globals['_TASKCHUNK']._serialized_start=533
-  _globals['_TASKCHUNK']._serialized_end=623
-  _globals['_RESULTHEADER']._serialized_start=626
-  _globals['_RESULTHEADER']._serialized_end=909
-  _globals['_RESULTHEADER_METRICSENTRY']._serialized_start=857
-  _globals['_RESULTHEADER_METRICSENTRY']._serialized_end=903
-  _globals['_RESULTCHUNK']._serialized_start=911
-  _globals['_RESULTCHUNK']._serialized_end=1005
-  _globals['_PUSHREPLY']._serialized_start=1007
-  _globals['_PUSHREPLY']._serialized_end=1035
-  _globals['_STATUSREQUEST']._serialized_start=1037
-  _globals['_STATUSREQUEST']._serialized_end=1052
-  _globals['_CONNECTEDNODE']._serialized_start=1054
-  _globals['_CONNECTEDNODE']._serialized_end=1131
-  _globals['_STATUSREPLY']._serialized_start=1134
-  _globals['_STATUSREPLY']._serialized_end=1452
-  _globals['_STATUSREPLY_METRICSENTRY']._serialized_start=857
-  _globals['_STATUSREPLY_METRICSENTRY']._serialized_end=903
-  _globals['_FEDERATION']._serialized_start=1455
-  _globals['_FEDERATION']._serialized_end=1733
+  _globals['_JOBENDED']._serialized_start=534
+  _globals['_JOBENDED']._serialized_end=752
+  _globals['_JOBENDED_METRICSENTRY']._serialized_start=706
+  _globals['_JOBENDED_METRICSENTRY']._serialized_end=752
+  _globals['_TASKCHUNK']._serialized_start=755
+  _globals['_TASKCHUNK']._serialized_end=897
+  _globals['_RESULTHEADER']._serialized_start=900
+  _globals['_RESULTHEADER']._serialized_end=1183
+  _globals['_RESULTHEADER_METRICSENTRY']._serialized_start=706
+  _globals['_RESULTHEADER_METRICSENTRY']._serialized_end=752
+  _globals['_RESULTCHUNK']._serialized_start=1185
+  _globals['_RESULTCHUNK']._serialized_end=1279
+  _globals['_PUSHREPLY']._serialized_start=1281
+  _globals['_PUSHREPLY']._serialized_end=1309
+  _globals['_STATUSREQUEST']._serialized_start=1311
+  _globals['_STATUSREQUEST']._serialized_end=1326
+  _globals['_CONNECTEDNODE']._serialized_start=1328
+  _globals['_CONNECTEDNODE']._serialized_end=1405
+  _globals['_STATUSREPLY']._serialized_start=1408
+  _globals['_STATUSREPLY']._serialized_end=1897
+  _globals['_STATUSREPLY_METRICSENTRY']._serialized_start=706
+  _globals['_STATUSREPLY_METRICSENTRY']._serialized_end=752
+  _globals['_STATUSREPLY_FAILURESENTRY']._serialized_start=1850
+  _globals['_STATUSREPLY_FAILURESENTRY']._serialized_end=1897
+  _globals['_FEDERATION']._serialized_start=1900
+  _globals['_FEDERATION']._serialized_end=2178
 # @@protoc_insertion_point(module_scope)

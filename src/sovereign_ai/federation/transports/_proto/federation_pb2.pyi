@@ -51,13 +51,38 @@ class TaskHeader(_message.Message):
     payload_size: int
     def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., stage: _Optional[str] = ..., node_id: _Optional[str] = ..., config: _Optional[_Mapping[str, ConfigValue]] = ..., payload_size: _Optional[int] = ...) -> None: ...
 
+class JobEnded(_message.Message):
+    __slots__ = ("job_id", "state", "reason", "rounds_completed", "total_rounds", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: str
+    reason: str
+    rounds_completed: int
+    total_rounds: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., rounds_completed: _Optional[int] = ..., total_rounds: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
 class TaskChunk(_message.Message):
-    __slots__ = ("header", "data")
+    __slots__ = ("header", "data", "ended")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
     header: TaskHeader
     data: bytes
-    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    ended: JobEnded
+    def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., ended: _Optional[_Union[JobEnded, _Mapping]] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
     __slots__ = ("task_id", "job_id", "round_number", "stage", "node_id", "num_examples", "metrics", "payload_size", "error")
@@ -117,7 +142,7 @@ class ConnectedNode(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., seconds_since_seen: _Optional[float] = ..., is_busy: _Optional[bool] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("federation", "coordinator", "job_id", "round_number", "total_rounds", "stage", "nodes", "metrics", "uptime_s")
+    __slots__ = ("federation", "coordinator", "job_id", "round_number", "total_rounds", "stage", "nodes", "metrics", "uptime_s", "state", "reason", "final_model", "failures")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +150,13 @@ class StatusReply(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class FailuresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FEDERATION_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +166,10 @@ class StatusReply(_message.Message):
     NODES_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FINAL_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     federation: str
     coordinator: str
     job_id: str
@@ -143,4 +179,8 @@ class StatusReply(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[ConnectedNode]
     metrics: _containers.ScalarMap[str, float]
     uptime_s: float
-    def __init__(self, federation: _Optional[str] = ..., coordinator: _Optional[str] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., total_rounds: _Optional[int] = ..., stage: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[ConnectedNode, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., uptime_s: _Optional[float] = ...) -> None: ...
+    state: str
+    reason: str
+    final_model: str
+    failures: _containers.ScalarMap[str, str]
+    def __init__(self, federation: _Optional[str] = ..., coordinator: _Optional[str] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., total_rounds: _Optional[int] = ..., stage: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[ConnectedNode, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., uptime_s: _Optional[float] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., final_model: _Optional[str] = ..., failures: _Optional[_Mapping[str, str]] = ...) -> None: ...

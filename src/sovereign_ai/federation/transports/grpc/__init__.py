@@ -12,7 +12,8 @@ Wire protocol
     (long-poll, server-streamed), ``PushResult`` (client-streamed) and ``Status``. A message
     carries any stage: the stage is a string naming :class:`~sovereign_ai.core.Stage`, settings
     are a map of typed scalars, tensors a safetensors payload in chunks of at most 1 MiB after a
-    header declaring its size and SHA-256. Each task has a random 128-bit id; its result must
+    header declaring its size. Once the job ends, a long-poll answers ``JobEnded``, and nodes
+    stop. Each task has a random 128-bit id; its result must
     echo it and is accepted once, only from the node it was issued to, and only if bound to the
     task's job, round, stage and node.
 
@@ -36,7 +37,11 @@ the node's name from call metadata: anyone could then claim to be any node.
 
 from sovereign_ai.federation.transports.grpc._coordinator import GrpcCoordinatorTransport
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
-from sovereign_ai.federation.transports.grpc._node_client import GrpcNodeClient
+from sovereign_ai.federation.transports.grpc._node_client import (
+    AnswerReport,
+    GrpcNodeClient,
+    JobEnd,
+)
 from sovereign_ai.federation.transports.grpc._status import (
     ConnectedNode,
     CoordinatorStatus,
@@ -44,10 +49,12 @@ from sovereign_ai.federation.transports.grpc._status import (
 )
 
 __all__ = [
+    "AnswerReport",
     "ConnectedNode",
     "CoordinatorStatus",
     "GrpcCoordinatorTransport",
     "GrpcNodeClient",
+    "JobEnd",
     "WireLimits",
     "fetch_status",
 ]

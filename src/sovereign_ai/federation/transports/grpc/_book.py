@@ -96,6 +96,8 @@ class TaskBook:
         self._last_seen: dict[str, float] = {}
         self._pulls: collections.Counter[str] = collections.Counter()
         self._is_closed = False
+        self._ended: pb.JobEnded | None = None
+        self._told_ended: set[str] = set()
 
     # Liveness -----------------------------------------------------------------------------------
     def touch(self, node_id: str) -> None:
@@ -173,21 +175,38 @@ class TaskBook:
             self._cond.notify_all()
         return run
 
-    def wait(self, run: StageRun) -> StageOutcome:
-        """Wait for every answer of ``run`` or its deadline, then retire what is left."""
+    def wait(
+        self, run: StageRun, *, is_admitted: Callable[[str], bool] = lambda node_id: True
+    ) -> StageOutcome:
+        """Wait for every answer of ``run`` or its deadline, then retire what is left.
+
+        A task whose node is no longer admitted (revoked meanwhile) fails at once instead of at
+        the deadline; admission is re-checked every half second.
+        """
         deadline = time.monotonic() + run.timeout_s
         with self._cond:
             while run.open_count and not self._is_closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)
+                self._retire_unadmitted_locked(run, is_admitted)
+                if run.open_count:
+                    self._cond.wait(min(remaining, 0.5))
             for pending in run.pending:
                 if pending.task_id in self._outstanding:
                     run.failures[pending.task.node_id] = self._why_unanswered(pending)
                     self._retire_locked(pending, "its stage ended before it was answered")
             self._cond.notify_all()
         return StageOutcome(results=list(run.results), failures=dict(run.failures))
+
+    def _retire_unadmitted_locked(self, run: StageRun, is_admitted: Callable[[str], bool]) -> None:
+        for pending in run.pending:
+            node_id = pending.task.node_id
+            if pending.task_id in self._outstanding and not is_admitted(node_id):
+                run.failures[node_id] = (
+                    "the node's certificate was revoked (or it left the roster) during the stage"
+                )
+                self._retire_locked(pending, "its node is no longer admitted")
 
     def _why_unanswered(self, pending: Pending) -> str:
         timeout = f"{pending.run.timeout_s:g} s"
@@ -214,8 +233,12 @@ class TaskBook:
             self._retired.popitem(last=False)
 
     # The nodes' side ----------------------------------------------------------------------------
-    def take(self, node_id: str, *, wait_s: float, is_active: Callable[[], bool]) -> Pending | None:
+    def take(
+        self, node_id: str, *, wait_s: float, is_active: Callable[[], bool]
+    ) -> Pending | pb.JobEnded | None:
         """Wait up to ``wait_s`` for ``node_id``'s next task; ``None`` if none came.
+
+        Once the job has ended (:meth:`end_job`), returns the announcement instead.
 
         Raises
         ------
@@ -231,6 +254,10 @@ class TaskBook:
             self._pulls[node_id] += 1
             try:
                 while True:
+                    if self._ended is not None:
+                        self._told_ended.add(node_id)
+                        self._cond.notify_all()
+                        return self._ended
                     queue = self._queues.get(node_id)
                     if queue:
                         pending = queue.popleft()
@@ -324,6 +351,18 @@ class TaskBook:
             self._retire_locked(pending, "it was already answered")
             self._touch_locked(pending.task.node_id)
             self._cond.notify_all()
+
+    def end_job(self, announcement: pb.JobEnded) -> None:
+        """From now on, answer every long-poll with ``announcement``: the job is over."""
+        with self._cond:
+            self._ended = announcement
+            self._told_ended.clear()
+            self._cond.notify_all()
+
+    def told_ended(self) -> set[str]:
+        """Nodes that have heard the job ended."""
+        with self._cond:
+            return set(self._told_ended)
 
     def close(self) -> None:
         """Wake every waiter; open stages end with every task failed."""

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from sovereign_ai.core import StageOutcome, Task
 from sovereign_ai.errors import ConfigError, TransportError
+from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc._book import TaskBook
 from sovereign_ai.federation.transports.grpc._codec import Payload
 from sovereign_ai.federation.transports.grpc._limits import WireLimits, server_options
@@ -28,6 +32,31 @@ if TYPE_CHECKING:
 __all__ = ["GrpcCoordinatorTransport"]
 
 logger = logging.getLogger(__name__)
+
+
+def _check_port_free(bind_address: str) -> None:
+    """Refuse, in words, an address another process listens on (gRPC would log C-core lines)."""
+    host, _, port_text = bind_address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104  # probes the address gRPC will bind
+    if not port_text.isdigit() or int(port_text) == 0:
+        return  # port 0 picks a free port; gRPC reports anything malformed itself
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gRPC does: a port whose old connections linger in TIME_WAIT is free to reuse.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, int(port_text)))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise TransportError(
+                f"Port {port_text} on {host} is already in use: is another coordinator (or "
+                "another program) running there? Stop it, or listen elsewhere with --listen "
+                "HOST:PORT (nodes dial the address in their kits, so keep them in step)."
+            ) from exc
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise TransportError(
+                f"Cannot listen on {bind_address}: {host} is not an address of this machine."
+            ) from exc
 
 
 def _positive(name: str, value: float) -> None:
@@ -134,6 +163,7 @@ class GrpcCoordinatorTransport:
         )
 
     def _bind(self, kit: CoordinatorKit, bind_address: str, *, allow_insecure: bool) -> int:
+        _check_port_free(bind_address)
         try:
             if allow_insecure:
                 logger.warning(
@@ -186,10 +216,15 @@ class GrpcCoordinatorTransport:
         if tasks:
             first = tasks[0]
             self._update_status(
-                job_id=first.job_id, round_number=first.round_number, stage=first.stage.value
+                job_id=first.job_id,
+                round_number=first.round_number,
+                stage=first.stage.value,
+                state="running",
+                reason="",
             )
         run = self._book.open_stage(tasks, encode=Payload.of, timeout_s=timeout_s)
-        outcome = self._book.wait(run)
+        active = self._auth.active_nodes
+        outcome = self._book.wait(run, is_admitted=lambda node_id: node_id in active())
         logger.info(
             "Stage %s: %d result(s), %d failure(s)",
             tasks[0].stage.value if tasks else "-",
@@ -238,28 +273,86 @@ class GrpcCoordinatorTransport:
         self._auth.reload(kit)
 
     def status(self) -> CoordinatorStatus:
-        """A snapshot of this coordinator (what ``Status`` calls return)."""
+        """A snapshot of this coordinator (what ``Status`` calls return).
+
+        Nodes revoked meanwhile are not listed, even while they still hold a connection.
+        """
+        active = self._auth.active_nodes()
         nodes = tuple(
-            ConnectedNode(a.node_id, a.seconds_since_seen, a.is_busy) for a in self._book.activity()
+            ConnectedNode(a.node_id, a.seconds_since_seen, a.is_busy)
+            for a in self._book.activity()
+            if a.node_id in active
         )
         with self._status_lock:
             current = self._status
-        return CoordinatorStatus(
-            federation=current.federation,
-            coordinator=current.coordinator,
-            job_id=current.job_id,
-            round_number=current.round_number,
-            total_rounds=current.total_rounds,
-            stage=current.stage,
-            nodes=nodes,
-            metrics=dict(current.metrics),
-            uptime_s=time.monotonic() - self._started,
-        )
+        return replace(current, nodes=nodes, uptime_s=time.monotonic() - self._started)
 
     def _update_status(self, **changes: Any) -> None:
         with self._status_lock:
-            values = {**vars(self._status), **changes}
-            self._status = CoordinatorStatus(**values)
+            self._status = replace(self._status, **changes)
+
+    # The job's end ------------------------------------------------------------------------------
+    def end_job(
+        self,
+        *,
+        job_id: str,
+        is_finished: bool,
+        reason: str = "",
+        final_model: str = "",
+        rounds_completed: int = 0,
+    ) -> None:
+        """Record the job's outcome and tell every node that asks for a task from now on.
+
+        Parameters
+        ----------
+        job_id
+            The job that ended.
+        is_finished
+            ``True`` if every round completed; ``False`` if the job failed.
+        reason
+            Why it failed.
+        final_model
+            Where the final model was written.
+        rounds_completed
+            The last durable round.
+        """
+        state = "finished" if is_finished else "failed"
+        with self._status_lock:
+            self._status = replace(
+                self._status,
+                job_id=job_id or self._status.job_id,
+                state=state,
+                reason=reason,
+                final_model=final_model,
+                stage="",
+            )
+            current = self._status
+        announcement = pb.JobEnded(
+            job_id=current.job_id,
+            state=state,
+            reason=reason,
+            rounds_completed=rounds_completed,
+            total_rounds=current.total_rounds,
+        )
+        for name, value in current.metrics.items():
+            announcement.metrics[name] = float(value)
+        self._book.end_job(announcement)
+
+    def mark_stopped(self, reason: str) -> None:
+        """Record that the job stopped without ending (killed, misconfigured): nodes wait on."""
+        self._update_status(state="stopped", reason=reason)
+
+    def wait_until_nodes_told(self, *, timeout_s: float) -> list[str]:
+        """After :meth:`end_job`, wait until every connected node has heard; return who has not.
+
+        Call before :meth:`close`, so that nodes stop instead of reconnecting to a coordinator
+        that is gone.
+        """
+        told = self._book.told_ended
+        self._book.wait_until(
+            lambda: set(self.available_nodes()) <= told(), timeout_s=max(timeout_s, 1e-3)
+        )
+        return sorted(set(self.available_nodes()) - told())
 
     # RoundObserver ------------------------------------------------------------------------------
     def on_round_start(self, round_number: int, total_rounds: int) -> None:
@@ -267,5 +360,21 @@ class GrpcCoordinatorTransport:
         self._update_status(round_number=round_number, total_rounds=total_rounds)
 
     def on_round_end(self, report: RoundReport) -> None:
-        """Record the finished round's metrics (for ``Status``)."""
-        self._update_status(round_number=report.round_number, metrics=dict(report.metrics))
+        """Record the finished round's metrics and failures (for ``Status``)."""
+        self._update_status(
+            round_number=report.round_number,
+            metrics=dict(report.metrics),
+            failures=dict(report.failures),
+        )
+
+    def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
+        """Record that the job waits for nodes (for ``Status``)."""
+        self._update_status(
+            state="waiting",
+            reason=f"waiting for {needed} node(s) to connect; {len(connected)} connected after "
+            f"{waited_s:.0f} s",
+        )
+
+    def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
+        """Record why an attempt of the round fell through (for ``Status``)."""
+        self._update_status(reason=f"round {round_number} attempt {attempt} failed: {reason}")

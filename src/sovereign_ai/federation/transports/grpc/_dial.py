@@ -96,9 +96,7 @@ def verify_coordinator(kit: Kit, *, address: str, timeout_s: float) -> str:
             der = tls.getpeercert(binary_form=True)
             _listen_for_refusal(tls, address=address)
     except ssl.SSLCertVerificationError as exc:
-        raise AuthenticationError(
-            f"The server at {address} failed TLS verification: {exc.verify_message}."
-        ) from exc
+        raise AuthenticationError(_verification_failure(exc, kit=kit, address=address)) from exc
     except ssl.SSLError as exc:
         raise _ssl_error(exc, address=address) from exc
     except OSError as exc:
@@ -108,6 +106,25 @@ def verify_coordinator(kit: Kit, *, address: str, timeout_s: float) -> str:
     name = verify_coordinator_certificate(der, ca=kit.ca)
     logger.debug("Coordinator %r verified at %s", name, address)
     return name
+
+
+# OpenSSL's codes for "this certificate does not chain to the CA you trust".
+_FOREIGN_CA_CODES = frozenset({2, 19, 20, 21})
+
+
+def _verification_failure(exc: ssl.SSLCertVerificationError, *, kit: Kit, address: str) -> str:
+    """A reason a site's IT team can act on, for a server certificate TLS refused."""
+    reason = f"The server at {address} failed TLS verification: {exc.verify_message}."
+    if exc.verify_code in _FOREIGN_CA_CODES:
+        return (
+            f"{reason} Its certificate was not issued by the CA of federation "
+            f"{kit.federation!r} that this kit ({kit.folder}) trusts: either this kit is from "
+            f"another federation, or {address} is not this federation's coordinator. Check the "
+            "address, and use the kit this federation's operator provisioned for you."
+        )
+    if exc.verify_code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+        return f"{reason} Ask the federation's operator to renew the coordinator's certificate."
+    return reason
 
 
 def _listen_for_refusal(tls: ssl.SSLSocket, *, address: str) -> None:

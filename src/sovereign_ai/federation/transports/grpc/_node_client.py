@@ -4,17 +4,20 @@ The node never listens on a port. It long-polls the coordinator, checks every ta
 (addressed to this node, never seen before, payload of the declared size and digest), hands it to
 its :class:`~sovereign_ai.federation.Node`, and pushes the answer back. When the coordinator is
 unreachable or restarts, the client reconnects on its own with bounded, jittered exponential
-backoff; a result it could not deliver is retried once the coordinator is back.
+backoff; a result it could not deliver is retried once the coordinator is back. When the
+coordinator announces that its job ended, :meth:`GrpcNodeClient.run` returns the announcement
+(:class:`JobEnd`), so the node can report and exit instead of polling a finished job forever.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import random
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -48,7 +51,7 @@ from sovereign_ai.federation.transports.grpc._service import (
 from sovereign_ai.federation.transports.inmemory import TaskHandler
 from sovereign_ai.pki import NodeKit
 
-__all__ = ["GrpcNodeClient"]
+__all__ = ["AnswerReport", "GrpcNodeClient", "JobEnd"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +78,80 @@ class _Backoff:
 
 
 @dataclass(frozen=True)
+class JobEnd:
+    """The coordinator's announcement that its job is over.
+
+    Parameters
+    ----------
+    job_id
+        The job that ended.
+    is_finished
+        ``True`` if every round completed, ``False`` if the job failed.
+    reason
+        Why it failed (empty when finished).
+    rounds_completed, total_rounds
+        How far the job got.
+    metrics
+        The last completed round's metrics.
+    """
+
+    job_id: str
+    is_finished: bool
+    reason: str
+    rounds_completed: int
+    total_rounds: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_message(cls, message: pb.JobEnded) -> JobEnd:
+        """Parse the wire form (text bounded, non-finite metrics dropped)."""
+        return cls(
+            job_id=message.job_id[:200],
+            is_finished=message.state == "finished",
+            reason=message.reason[:2000],
+            rounds_completed=int(message.rounds_completed),
+            total_rounds=int(message.total_rounds),
+            metrics={
+                name[:64]: float(value)
+                for name, value in sorted(message.metrics.items())[:64]
+                if math.isfinite(value)
+            },
+        )
+
+
+@dataclass(frozen=True)
+class AnswerReport:
+    """What this node did with one task and what it sent back (one line for the operator).
+
+    Parameters
+    ----------
+    task
+        The task answered.
+    result
+        The answer sent, or ``None`` if the node declined.
+    refusal
+        Why the node declined, if it did.
+    payload_bytes
+        Size of the tensors sent (0 for a refusal).
+    """
+
+    task: Task
+    result: Result | None
+    refusal: str | None
+    payload_bytes: int
+
+
+AnswerCallback = Callable[[AnswerReport], None]
+
+
+@dataclass(frozen=True)
 class _Answer:
     """What to push for one task: a result, or the reason the node declined."""
 
     header: pb.TaskHeader
     result: Result | None
     refusal: str | None
+    task: Task | None = None
 
 
 class GrpcNodeClient:
@@ -111,6 +182,8 @@ class GrpcNodeClient:
         :meth:`run` gives up with :class:`~sovereign_ai.errors.AuthenticationError`.
     seed
         Seeds the backoff jitter (tests).
+    on_answer
+        Called after each answer the coordinator accepted, with what was sent.
 
     Raises
     ------
@@ -133,6 +206,7 @@ class GrpcNodeClient:
         backoff_max_s: float = 30.0,
         max_auth_failures: int = 3,
         seed: int | None = None,
+        on_answer: AnswerCallback | None = None,
     ) -> None:
         if node.node_id != kit.name:
             raise ConfigError(
@@ -170,6 +244,8 @@ class GrpcNodeClient:
         self._pull_call: Any = None
         self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._unsent: _Answer | None = None
+        self._on_answer = on_answer
+        self._ended: JobEnd | None = None
         self.tasks_handled = 0
         """Tasks this client answered (results and refusals the coordinator accepted)."""
         self.coordinator_name: str | None = None
@@ -188,9 +264,15 @@ class GrpcNodeClient:
         return self._kit.name
 
     # Running ------------------------------------------------------------------------------------
-    def serve_forever(self) -> None:
-        """Run until :meth:`stop` is called (from another thread or a signal handler)."""
-        self.run(self._stop)
+    def serve_forever(self) -> JobEnd | None:
+        """Run until the job ends or :meth:`stop` is called (from a thread or signal handler).
+
+        Returns
+        -------
+        JobEnd or None
+            The coordinator's announcement that its job ended; ``None`` if stopped first.
+        """
+        return self.run(self._stop)
 
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to return; a long-poll in flight is cancelled within 0.2 s.
@@ -200,8 +282,13 @@ class GrpcNodeClient:
         """
         self._stop.set()
 
-    def run(self, stop_event: threading.Event) -> None:
-        """Answer tasks until ``stop_event`` is set.
+    def run(self, stop_event: threading.Event) -> JobEnd | None:
+        """Answer tasks until the coordinator announces the job's end or ``stop_event`` is set.
+
+        Returns
+        -------
+        JobEnd or None
+            The announcement, or ``None`` if ``stop_event`` was set first.
 
         Raises
         ------
@@ -215,8 +302,9 @@ class GrpcNodeClient:
         )
         watcher.start()
         auth_failures = 0
+        self._ended = None
         try:
-            while not stop_event.is_set():
+            while not stop_event.is_set() and self._ended is None:
                 try:
                     self._connect()
                     self._flush_unsent()
@@ -246,6 +334,7 @@ class GrpcNodeClient:
         finally:
             done.set()
             self._disconnect()
+        return self._ended
 
     def _watch(self, stop_event: threading.Event, done: threading.Event) -> None:
         while not done.is_set():
@@ -321,6 +410,10 @@ class GrpcNodeClient:
         first = next(messages, None)
         if first is None:
             return None  # no task within the long-poll
+        if isinstance(first, pb.TaskChunk) and first.WhichOneof("part") == "ended":
+            self._ended = JobEnd.from_message(first.ended)
+            logger.info("The coordinator announced the end of job %r", self._ended.job_id)
+            return None
         if not isinstance(first, pb.TaskChunk) or first.WhichOneof("part") != "header":
             raise SerializationError("The coordinator's task stream does not start with a header.")
         header = first.header
@@ -359,11 +452,11 @@ class GrpcNodeClient:
             logger.warning(
                 "Declined %s task of round %d: %s", task.stage, task.round_number, str(exc)
             )
-            return _Answer(header, None, f"{type(exc).__name__}: {exc}")
+            return _Answer(header, None, f"{type(exc).__name__}: {exc}", task)
         except Exception as exc:  # the node keeps serving; the coordinator learns why at once
             logger.exception("The node failed on a %s task", task.stage)
-            return _Answer(header, None, f"unexpected {type(exc).__name__}: {exc}")
-        return _Answer(header, result, None)
+            return _Answer(header, None, f"unexpected {type(exc).__name__}: {exc}", task)
+        return _Answer(header, result, None, task)
 
     def _flush_unsent(self) -> None:
         """Push the pending answer; kept for a retry if the coordinator cannot be reached."""
@@ -379,6 +472,7 @@ class GrpcNodeClient:
                 )
             except SerializationError as exc:
                 reason = f"the result cannot be sent: {exc}"
+        sent = answer.result if messages is not None else None
         if messages is None:
             messages = iter([refusal_message(answer.header, reason=reason, limits=self._limits)])
         try:
@@ -393,3 +487,12 @@ class GrpcNodeClient:
             raise error from exc
         self._unsent = None
         self.tasks_handled += 1
+        if self._on_answer is not None and answer.task is not None:
+            self._on_answer(
+                AnswerReport(
+                    task=answer.task,
+                    result=sent,
+                    refusal=None if sent is not None else reason,
+                    payload_bytes=0 if sent is None else sent.parameters.num_scalars * 4,
+                )
+            )

@@ -113,6 +113,9 @@ class CoordinatorServicer:
             abort(context, exc, code=grpc.StatusCode.RESOURCE_EXHAUSTED)
         if pending is None:
             return
+        if isinstance(pending, pb.JobEnded):
+            yield pb.TaskChunk(ended=pending)
+            return
         is_complete = False
         try:
             yield from task_messages(pending.header, pending.payload, limits=self._limits)

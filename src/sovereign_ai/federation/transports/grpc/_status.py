@@ -64,6 +64,14 @@ class CoordinatorStatus:
         The metrics of the last completed round.
     uptime_s
         Seconds since the transport started serving.
+    state
+        ``waiting`` (for nodes), ``running``, ``finished`` or ``failed``.
+    reason
+        Why the job failed, or what it is waiting for.
+    final_model
+        Where the final model was written, once the job finished.
+    failures
+        Nodes of the latest round that failed or whose answer was refused, with the reason.
     """
 
     federation: str
@@ -75,6 +83,10 @@ class CoordinatorStatus:
     nodes: tuple[ConnectedNode, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
     uptime_s: float = 0.0
+    state: str = "waiting"
+    reason: str = ""
+    final_model: str = ""
+    failures: Mapping[str, str] = field(default_factory=dict)
 
     def to_message(self) -> pb.StatusReply:
         """The wire form."""
@@ -86,7 +98,12 @@ class CoordinatorStatus:
             total_rounds=self.total_rounds,
             stage=self.stage,
             uptime_s=self.uptime_s,
+            state=self.state,
+            reason=self.reason,
+            final_model=self.final_model,
         )
+        for node_id, why in self.failures.items():
+            reply.failures[node_id] = why
         for node in self.nodes:
             reply.nodes.add(
                 node_id=node.node_id,
@@ -116,6 +133,10 @@ class CoordinatorStatus:
                 if math.isfinite(reply.metrics[name])
             },
             uptime_s=reply.uptime_s,
+            state=reply.state,
+            reason=reply.reason,
+            final_model=reply.final_model,
+            failures={node: reply.failures[node] for node in sorted(reply.failures)},
         )
 
 

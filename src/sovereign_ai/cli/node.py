@@ -11,8 +11,15 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._node_data import (
+    ColumnsOption,
+    DelimiterOption,
+    IgnoreColumnsOption,
+    file_layout,
+)
 from sovereign_ai.cli._node_lines import describe_answer, describe_job_end
 from sovereign_ai.cli._runtime import use_one_torch_thread
+from sovereign_ai.cli.node_check import check
 from sovereign_ai.errors import ConfigError
 
 __all__ = ["node_app"]
@@ -21,6 +28,7 @@ node_app = typer.Typer(
     help="Run a node: it keeps your data on this machine and answers the coordinator's tasks.",
     no_args_is_help=True,
 )
+node_app.command("check")(check)
 
 
 @node_app.command("start")
@@ -43,6 +51,9 @@ def start(
             "the sorted labels in your file.",
         ),
     ] = None,
+    columns: ColumnsOption = None,
+    ignore_columns: IgnoreColumnsOption = None,
+    delimiter: DelimiterOption = None,
     coordinator: Annotated[
         str | None,
         typer.Option("--coordinator", help="host:port to dial. Default: the kit's address."),
@@ -80,7 +91,10 @@ def start(
         data_path = data or _setting_path(kit, settings, "data")
         label_name = label or str(settings.get("label", "")) or None
         class_names = _class_names(classes, settings)
-        dataset = load_file(data_path, label=label_name, classes=class_names)
+        layout = file_layout(
+            columns=columns, ignore_columns=ignore_columns, delimiter=delimiter, settings=settings
+        )
+        dataset = load_file(data_path, label=label_name, classes=class_names, **layout.as_options())
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )

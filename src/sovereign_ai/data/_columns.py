@@ -8,6 +8,7 @@ the file, the column and, where a single value is at fault, the row.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -27,8 +28,12 @@ __all__ = [
     "check_finite_features",
     "check_group_cells",
     "choose_columns",
+    "closest_name",
+    "did_you_mean",
     "encode_labels",
     "existing_file",
+    "feature_cell_problem",
+    "is_missing_label",
     "parse_number_cells",
 ]
 
@@ -59,6 +64,66 @@ class ColumnChoice:
     group: str | None
 
 
+def closest_name(name: str, available: Sequence[str]) -> str | None:
+    """The column ``name`` was probably meant to be, or None.
+
+    A name that differs only in case or surrounding spaces comes first (``'Diagnosis'`` for
+    ``'diagnosis'``); otherwise the closest name, if it is close.
+    """
+    folded = name.strip().casefold()
+    same = [column for column in available if column.strip().casefold() == folded]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name, list(available), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def did_you_mean(names: Sequence[str], available: Sequence[str]) -> str:
+    """``"; did you mean 'Diagnosis'? ..."`` for the names a close column exists for, or ``""``."""
+    pairs = [(n, m) for n in names if (m := closest_name(n, available)) is not None]
+    if not pairs:
+        return ""
+    if len(names) == 1:
+        guesses = repr(pairs[0][1])
+    else:
+        guesses = ", ".join(f"{m!r} for {n!r}" for n, m in pairs)
+    case_only = any(n.strip().casefold() == m.strip().casefold() for n, m in pairs)
+    return f"; did you mean {guesses}?" + (" Names are case-sensitive" if case_only else "")
+
+
+def _check_name_list(value: object, *, parameter: str, owner: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"The {parameter!r} parameter of {owner} must be a sequence of column names; "
+            f"got {value!r} instead."
+        )
+    names = tuple(value)
+    if (
+        not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ConfigError(
+            f"The {parameter!r} parameter of {owner} must name at least one column, each once; "
+            f"got {value!r} instead."
+        )
+    return names
+
+
+def _missing_column_error(
+    path: str | os.PathLike[str],
+    available: Sequence[str],
+    missing: Sequence[str],
+    *,
+    role: str,
+) -> DataError:
+    listed = f" (missing: {_quote_list(missing)})" if len(missing) > 1 else ""
+    return DataError(
+        f"{path}: has no {role} column {missing[0]!r}{listed}{did_you_mean(missing, available)}; "
+        f"the columns are: {_quote_list(available)}."
+    )
+
+
 def choose_columns(
     path: str | os.PathLike[str],
     available: Sequence[str],
@@ -67,8 +132,14 @@ def choose_columns(
     features: Sequence[str] | None,
     group: str | None,
     owner: str,
+    ignore_columns: Sequence[str] | None = None,
 ) -> ColumnChoice:
-    """Check the requested columns against the file's and fill in the default feature columns."""
+    """Check the requested columns against the file's and fill in the default feature columns.
+
+    By default every column but the label, the group and ``ignore_columns`` is a feature, in file
+    order. A column named that the file lacks is refused, with a hint when the name differs only
+    in case (``'diagnosis'`` for ``'Diagnosis'``).
+    """
     if not isinstance(label, str) or not label:
         raise ConfigError(
             f"The 'label' parameter of {owner} must be a non-empty column name; "
@@ -80,33 +151,41 @@ def choose_columns(
             f"{label!r}; got {group!r} instead."
         )
     reserved = {label} if group is None else {label, group}
-    if features is not None:
-        if isinstance(features, str) or not all(isinstance(f, str) for f in features):
+    ignored: tuple[str, ...] = ()
+    if ignore_columns is not None:
+        if features is not None:
             raise ConfigError(
-                f"The 'features' parameter of {owner} must be a sequence of column names; "
-                f"got {features!r} instead."
+                f"The 'ignore_columns' parameter of {owner} must be None when 'features' chooses "
+                f"the columns; got {ignore_columns!r} instead. Give one of the two."
             )
-        chosen = tuple(features)
-        if not chosen or len(set(chosen)) != len(chosen) or reserved & set(chosen):
+        ignored = _check_name_list(ignore_columns, parameter="ignore_columns", owner=owner)
+        if reserved & set(ignored):
             raise ConfigError(
-                f"The 'features' parameter of {owner} must name at least one column, each once, "
-                f"none of them the label or group column; got {chosen!r} instead."
+                f"The 'ignore_columns' parameter of {owner} must not name the label or group "
+                f"column; got {ignored!r} instead."
+            )
+    if features is not None:
+        chosen = _check_name_list(features, parameter="features", owner=owner)
+        if reserved & set(chosen):
+            raise ConfigError(
+                f"The 'features' parameter of {owner} must not name the label or group column; "
+                f"got {chosen!r} instead."
             )
     else:
-        chosen = tuple(c for c in available if c not in reserved)
+        chosen = tuple(c for c in available if c not in reserved and c not in ignored)
 
-    wanted = [*chosen, label] if group is None else [*chosen, label, group]
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        role = "label" if missing[0] == label else "group" if missing[0] == group else "feature"
-        raise DataError(
-            f"{path}: has no {role} column {missing[0]!r}"
-            + (f" (missing: {_quote_list(missing)})" if len(missing) > 1 else "")
-            + f"; the columns are: {_quote_list(available)}."
-        )
+    for role, names in (
+        ("label", [label]),
+        ("group", [] if group is None else [group]),
+        ("feature", list(chosen)),
+        ("ignored", list(ignored)),
+    ):
+        missing = [c for c in names if c not in available]
+        if missing:
+            raise _missing_column_error(path, available, missing, role=role)
     if not chosen:
         raise DataError(
-            f"{path}: has no feature columns besides the label and group columns; "
+            f"{path}: has no feature columns besides the label, group and ignored columns; "
             f"the columns are: {_quote_list(available)}."
         )
     return ColumnChoice(features=chosen, label=label, group=group)
@@ -135,6 +214,22 @@ def _cell_problem(cell: str) -> str:
     if lowered.lstrip("+-") in {"inf", "infinity"}:
         return "not finite"
     return "not a number"
+
+
+def feature_cell_problem(cell: str) -> str | None:
+    """What is wrong with a stripped feature cell, as :func:`parse_number_cells` sees it, or None.
+
+    One of ``"an empty cell"``, ``"a missing value"``, ``"not finite"`` (also for a number
+    float32 cannot hold) or ``"not a number"``.
+    """
+    if _NUMBER.fullmatch(cell) is None:
+        return _cell_problem(cell)
+    return None if abs(float(cell)) <= _FLOAT32_MAX else "not finite"
+
+
+def is_missing_label(cell: str) -> bool:
+    """Whether a stripped label cell marks a missing value (empty, NA, N/A, NaN, null)."""
+    return cell.lower() in _MISSING_LABELS
 
 
 def parse_number_cells(

@@ -16,9 +16,8 @@ ample for one site's tabular data. Parquet, being typed and binary, is read with
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -37,11 +36,12 @@ from sovereign_ai.data._columns import (
     existing_file,
     parse_number_cells,
 )
+from sovereign_ai.data._delimited import check_delimiter, read_delimited
 from sovereign_ai.data.dataset import Dataset
 from sovereign_ai.data.npz import load_npz
 from sovereign_ai.errors import ConfigError, DataError
 
-__all__ = ["FileFormat", "load_csv", "load_file", "load_parquet"]
+__all__ = ["FileFormat", "file_format", "load_csv", "load_file", "load_parquet"]
 
 
 class FileFormat(StrEnum):
@@ -55,6 +55,7 @@ class FileFormat(StrEnum):
 _SUFFIXES: Mapping[str, FileFormat] = MappingProxyType(
     {
         ".csv": FileFormat.CSV,
+        ".tsv": FileFormat.CSV,
         ".npz": FileFormat.NPZ,
         ".parquet": FileFormat.PARQUET,
         ".pq": FileFormat.PARQUET,
@@ -63,60 +64,6 @@ _SUFFIXES: Mapping[str, FileFormat] = MappingProxyType(
 
 
 # CSV -------------------------------------------------------------------------------------------
-def _read_csv(
-    path: str | os.PathLike[str], file: Path
-) -> tuple[list[str], list[list[str]], list[int]]:
-    """Return the header, the data records (cells stripped) and each record's line number."""
-    header: list[str] | None = None
-    records: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        # utf-8-sig drops the byte-order mark spreadsheet programs write.
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            # skipinitialspace: `1, "a, b"` is two fields, as a person writing it means.
-            reader = csv.reader(handle, strict=True, skipinitialspace=True)
-            try:
-                for record in reader:
-                    if not record:
-                        continue  # a blank line; a line of only commas is a row of empty cells
-                    cells = [cell.strip() for cell in record]
-                    if header is None:
-                        header = cells
-                        continue
-                    if len(cells) != len(header):
-                        raise _ragged_row_error(
-                            path, header, cells, row=len(records) + 1, line=reader.line_num
-                        )
-                    records.append(cells)
-                    lines.append(reader.line_num)
-            except csv.Error as exc:
-                raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({exc}).") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: is not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8."
-        ) from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    if header is None:
-        raise DataError(f"{path}: is empty; expected a header line and data rows.")
-    if not records:
-        raise DataError(f"{path}: has a header but no data rows.")
-    return header, records, lines
-
-
-def _ragged_row_error(
-    path: str | os.PathLike[str], header: list[str], cells: list[str], *, row: int, line: int
-) -> DataError:
-    if len(cells) < len(header):
-        detail = f"no value for column {header[len(cells)]!r}"
-    else:
-        detail = f"extra value(s) after the last column {header[-1]!r}"
-    return DataError(
-        f"{path}: row {row} (line {line}): expected {len(header)} fields as in the header; "
-        f"got {len(cells)} instead ({detail})."
-    )
-
-
 def _check_header(path: str | os.PathLike[str], names: Sequence[str]) -> None:
     for position, name in enumerate(names, start=1):
         if not name:
@@ -133,8 +80,10 @@ def load_csv(
     *,
     label: str,
     features: Sequence[str] | None = None,
+    ignore_columns: Sequence[str] | None = None,
     group: str | None = None,
     classes: Sequence[str] | None = None,
+    delimiter: str | None = None,
 ) -> Dataset:
     """Load a UTF-8 CSV file with a header line.
 
@@ -147,13 +96,20 @@ def load_csv(
         their sorted values as class names). At least two classes are needed.
     features
         The numeric feature columns, in the order wanted; by default every column except the
-        label and group columns, in file order.
+        label, group and ignored columns, in file order.
+    ignore_columns
+        Columns to leave out of the default features, such as a record ID or a site name. Must
+        be None when ``features`` is given.
     group
         An optional column naming each row's group (e.g. ``"hospital"``), kept as text for
         natural partitioning.
     classes
         The federation's class names in order; labels are then encoded by their position in it,
         so every site numbers classes alike, and a site may hold only one of them.
+    delimiter
+        The character between fields. By default it is detected from the first lines among
+        ``,``, ``;``, tab and ``|``; a file that reads as one column, or that two of them split
+        equally well, is refused with a message saying how to name it.
 
     Returns
     -------
@@ -163,18 +119,30 @@ def load_csv(
     Raises
     ------
     DataError
-        If the file is missing, unreadable, not UTF-8, empty, has no data rows, lacks a column,
-        has a row with the wrong number of fields, or holds a cell that is empty, NaN, not a
-        number (in a feature column), not a whole number or text (in the label column), or if the
-        label column holds a single class. The message names the file, column and row.
+        If the file is missing, unreadable, not UTF-8, empty, has no data rows, reads as one
+        column or with an ambiguous delimiter, lacks a column (a name differing only in case is
+        pointed out), has a row with the wrong number of fields, or holds a cell that is empty,
+        NaN, not a number (in a feature column), not a whole number or text (in the label
+        column), or if the label column holds a single class. The message names the file, column
+        and row.
     ConfigError
         If the arguments themselves are invalid (e.g. ``label`` listed among ``features``).
     """
-    file = existing_file(path, owner="load_csv")
-    header, records, lines = _read_csv(path, file)
+    owner = "load_csv"
+    if delimiter is not None:
+        delimiter = check_delimiter(delimiter, owner=owner)
+    file = existing_file(path, owner=owner)
+    text = read_delimited(path, file, delimiter=delimiter)
+    header, records, lines = text.header, text.records, text.lines
     _check_header(path, header)
     choice = choose_columns(
-        path, header, label=label, features=features, group=group, owner="load_csv"
+        path,
+        header,
+        label=label,
+        features=features,
+        ignore_columns=ignore_columns,
+        group=group,
+        owner=owner,
     )
 
     def row_name(index: int) -> str:
@@ -236,6 +204,7 @@ def load_parquet(
     *,
     label: str,
     features: Sequence[str] | None = None,
+    ignore_columns: Sequence[str] | None = None,
     group: str | None = None,
     classes: Sequence[str] | None = None,
 ) -> Dataset:
@@ -273,6 +242,7 @@ def load_parquet(
         table.column_names,
         label=label,
         features=features,
+        ignore_columns=ignore_columns,
         group=group,
         owner="load_parquet",
     )
@@ -345,13 +315,28 @@ def _load_npz_as_table(
     )
 
 
-_LOADERS: Mapping[FileFormat, Callable[..., Dataset]] = MappingProxyType(
-    {
-        FileFormat.CSV: load_csv,
-        FileFormat.PARQUET: load_parquet,
-        FileFormat.NPZ: _load_npz_as_table,
-    }
-)
+def file_format(path: str | os.PathLike[str], *, owner: str = "load_file") -> FileFormat:
+    """The format of ``path`` by its suffix (case-insensitive).
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is not a str or path.
+    DataError
+        If the suffix is not one :func:`load_file` reads.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(
+            f"The 'path' parameter of {owner} must be a str or os.PathLike; got {path!r} instead."
+        )
+    suffix = Path(path).suffix.lower()
+    found = _SUFFIXES.get(suffix)
+    if found is None:
+        raise DataError(
+            f"{path}: unrecognised file suffix {suffix!r}; expected one of "
+            f"{', '.join(sorted(_SUFFIXES))}."
+        )
+    return found
 
 
 def load_file(
@@ -359,15 +344,18 @@ def load_file(
     *,
     label: str | None = None,
     features: Sequence[str] | None = None,
+    ignore_columns: Sequence[str] | None = None,
     group: str | None = None,
     classes: Sequence[str] | None = None,
+    delimiter: str | None = None,
 ) -> Dataset:
     """Load a CSV, Parquet or NPZ file, chosen by its suffix.
 
     Parameters
     ----------
     path
-        A ``.csv``, ``.parquet`` (or ``.pq``) or ``.npz`` file; the suffix is case-insensitive.
+        A ``.csv`` (or ``.tsv``), ``.parquet`` (or ``.pq``) or ``.npz`` file; the suffix is
+        case-insensitive.
     label
         The label column, as for :func:`load_csv`; required for CSV and Parquet. For ``.npz``
         it names the labels array (default ``"y"``).
@@ -375,8 +363,12 @@ def load_file(
         As for :func:`load_csv`. For ``.npz`` they name arrays instead of columns: ``group`` the
         groups array, and ``features``, if given, a one-element sequence naming the features
         array (default ``"x"``).
+    ignore_columns
+        As for :func:`load_csv`; CSV and Parquet only.
     classes
         As for :func:`load_csv`.
+    delimiter
+        As for :func:`load_csv`; CSV only (detected when None).
 
     Returns
     -------
@@ -388,22 +380,44 @@ def load_file(
     DataError
         If the suffix is not recognised, or as the format's loader raises.
     ConfigError
-        If the arguments are invalid, or ``label`` is missing for a CSV or Parquet file.
+        If the arguments are invalid, an option does not apply to the file's format, or
+        ``label`` is missing for a CSV or Parquet file.
     """
-    if not isinstance(path, str | os.PathLike):
+    found = file_format(path)
+    if delimiter is not None and found is not FileFormat.CSV:
         raise ConfigError(
-            f"The 'path' parameter of load_file must be a str or os.PathLike; got {path!r} instead."
+            "The 'delimiter' parameter of load_file applies to CSV files only; got "
+            f"{delimiter!r} for the {found.value} file {path}. Leave it out."
         )
-    suffix = Path(path).suffix.lower()
-    file_format = _SUFFIXES.get(suffix)
-    if file_format is None:
-        raise DataError(
-            f"{path}: unrecognised file suffix {suffix!r}; expected one of "
-            f"{', '.join(sorted(_SUFFIXES))}."
+    if found is FileFormat.NPZ:
+        if ignore_columns is not None:
+            raise ConfigError(
+                "The 'ignore_columns' parameter of load_file applies to CSV and Parquet files "
+                f"only; got {ignore_columns!r} for the npz file {path}. Leave it out."
+            )
+        return _load_npz_as_table(
+            path, label=label, features=features, group=group, classes=classes
         )
-    if label is None and file_format is not FileFormat.NPZ:
+    if label is None:
         raise ConfigError(
             f"The 'label' parameter of load_file must name the label column of {path}; "
             "got None instead."
         )
-    return _LOADERS[file_format](path, label=label, features=features, group=group, classes=classes)
+    if found is FileFormat.PARQUET:
+        return load_parquet(
+            path,
+            label=label,
+            features=features,
+            ignore_columns=ignore_columns,
+            group=group,
+            classes=classes,
+        )
+    return load_csv(
+        path,
+        label=label,
+        features=features,
+        ignore_columns=ignore_columns,
+        group=group,
+        classes=classes,
+        delimiter=delimiter,
+    )

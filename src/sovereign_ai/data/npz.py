@@ -18,6 +18,7 @@ import numpy.typing as npt
 from sovereign_ai.data._columns import (
     check_finite_features,
     check_group_cells,
+    did_you_mean,
     encode_labels,
     existing_file,
 )
@@ -49,8 +50,8 @@ def _read_npz_arrays(
         missing = [key for key in keys if key not in archive.files]
         if missing:
             raise DataError(
-                f"{path}: has no array {missing[0]!r}; the arrays are: "
-                f"{', '.join(map(repr, archive.files)) or 'none'}."
+                f"{path}: has no array {missing[0]!r}{did_you_mean(missing[:1], archive.files)}; "
+                f"the arrays are: {', '.join(map(repr, archive.files)) or 'none'}."
             )
         arrays: list[npt.NDArray[np.generic]] = []
         for key in keys:

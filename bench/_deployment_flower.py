@@ -111,7 +111,7 @@ def setup_flower(folder: Path, *, nodes: int) -> FlowerFederation:
             "nodes": [],
         }
     )
-    provision(spec, folder / "pki")
+    provision(spec, folder / "pki", allow_unencrypted_keys=True)  # Flower reads the key file
     kit = folder / "pki" / "coordinator"
     node_keys = []
     for index in range(nodes):

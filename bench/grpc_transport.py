@@ -84,7 +84,7 @@ def _provision(folder: Path, names: list[str]) -> Path:
             "nodes": [{"name": n} for n in names],
         }
     )
-    provision(spec, folder / "kits")
+    provision(spec, folder / "kits", allow_unencrypted_keys=True)
     return folder / "kits"
 
 

@@ -31,6 +31,13 @@ def _root() -> None:
 
 
 runner = CliRunner(env={"COLUMNS": "300"})  # rich wraps output at the terminal width
+PASSPHRASE = "a long passphrase for the tests"
+
+
+@pytest.fixture(autouse=True)
+def _passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The administrator's (and every party's) default passphrase source, as in production."""
+    monkeypatch.setenv("SOVEREIGN_KIT_PASSPHRASE", PASSPHRASE)
 
 
 @pytest.fixture

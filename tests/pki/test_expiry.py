@@ -25,7 +25,7 @@ def _short_lived(spec: FederationSpec, tmp_path: Path, *, days: int) -> Provisio
     short = spec.model_copy(
         update={"federation": spec.federation.model_copy(update={"validity_days": days})}
     )
-    return provision(short, tmp_path / "federation")
+    return provision(short, tmp_path / "federation", allow_unencrypted_keys=True)
 
 
 def test_no_warnings_for_fresh_certificates(federation: ProvisionReport) -> None:

@@ -78,7 +78,7 @@ def test_certificate_from_another_ca_is_refused(
     federation: ProvisionReport, spec: FederationSpec, tmp_path: Path
 ) -> None:
     coordinator, node = _kits(federation)
-    other = provision(spec, tmp_path / "impostor")  # same names, different CA
+    other = provision(spec, tmp_path / "impostor", allow_unencrypted_keys=True)  # another CA
     impostor_node, impostor_coordinator = (
         load_node_kit(other.out_dir / "nodes" / "hospital-a"),
         load_coordinator_kit(other.out_dir / "coordinator"),
@@ -94,7 +94,9 @@ def test_expired_certificate_is_refused(spec: FederationSpec, tmp_path: Path) ->
     short = spec.model_copy(
         update={"federation": spec.federation.model_copy(update={"validity_days": 30})}
     )
-    report = provision(short, tmp_path / "federation", now=NOW - dt.timedelta(days=40))
+    report = provision(
+        short, tmp_path / "federation", allow_unencrypted_keys=True, now=NOW - dt.timedelta(days=40)
+    )
     coordinator, node = _kits(report)
 
     with pytest.raises(AuthenticationError, match="node certificate of 'hospital-a' expired on"):

@@ -9,10 +9,13 @@ import sovereign_ai.pki as pki
 PUBLIC_MODULES = (
     "ca",
     "certificates",
+    "enrolment",
     "expiry",
     "federation_file",
     "identity",
     "kits",
+    "passphrase",
+    "renewal",
     "revocation",
     "roster",
 )

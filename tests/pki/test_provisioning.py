@@ -19,6 +19,7 @@ from sovereign_ai.errors import ConfigError, ProvisioningError
 from sovereign_ai.pki import (
     CertificateAuthority,
     FederationSpec,
+    KeyEncryption,
     NodeStatus,
     ProvisionReport,
     Role,
@@ -153,7 +154,7 @@ def test_refuses_to_overwrite_a_non_empty_folder(spec: FederationSpec, tmp_path:
     (out / "notes.txt").write_text("keep me")
 
     with pytest.raises(ProvisioningError, match=r"not empty.*add-node"):
-        provision(spec, out)
+        provision(spec, out, allow_unencrypted_keys=True)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
@@ -161,7 +162,7 @@ def test_provisions_into_an_existing_empty_folder(spec: FederationSpec, tmp_path
     out = tmp_path / "federation"
     out.mkdir()
 
-    provision(spec, out)
+    provision(spec, out, allow_unencrypted_keys=True)
 
     assert (out / "ca" / "ca.key").is_file()
     assert _mode(out) == 0o700
@@ -176,15 +177,17 @@ def test_failure_leaves_nothing_behind(
     monkeypatch.setattr(CertificateAuthority, "sign_crl", broken_crl)
 
     with pytest.raises(ProvisioningError, match="disk full"):
-        provision(spec, tmp_path / "federation")
+        provision(spec, tmp_path / "federation", allow_unencrypted_keys=True)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_add_node_leaves_every_other_certificate_untouched(federation: ProvisionReport) -> None:
+def test_add_node_leaves_every_other_certificate_untouched(
+    federation: ProvisionReport, key_encryption: KeyEncryption
+) -> None:
     out = federation.out_dir
     before = _snapshot(out)
 
-    kit = add_node(out, "hospital-d")
+    kit = add_node(out, "hospital-d", key_encryption=key_encryption)
 
     after = _snapshot(out)
     changed = {path for path in before if before[path] != after[path]}
@@ -200,7 +203,9 @@ def test_add_node_leaves_every_other_certificate_untouched(federation: Provision
 
 
 def test_add_node_accepts_the_ca_folder(federation: ProvisionReport) -> None:
-    kit = add_node(federation.ca_folder, "hospital-d", validity_days=30)
+    kit = add_node(
+        federation.ca_folder, "hospital-d", allow_unencrypted_keys=True, validity_days=30
+    )
 
     assert kit.folder == federation.out_dir / "nodes" / "hospital-d"
     assert (kit.not_after - federation.kits[0].not_after).days < -300
@@ -209,17 +214,17 @@ def test_add_node_accepts_the_ca_folder(federation: ProvisionReport) -> None:
 @pytest.mark.parametrize("name", ["hospital-a", "coordinator"])
 def test_add_node_refuses_an_enrolled_name(federation: ProvisionReport, name: str) -> None:
     with pytest.raises(ProvisioningError, match="already enrolled"):
-        add_node(federation.out_dir, name)
+        add_node(federation.out_dir, name, allow_unencrypted_keys=True)
 
 
 def test_add_node_refuses_a_bad_name(federation: ProvisionReport) -> None:
     with pytest.raises(ConfigError, match=r"lowercase DNS label.*'\.\./evil'"):
-        add_node(federation.out_dir, "../evil")
+        add_node(federation.out_dir, "../evil", allow_unencrypted_keys=True)
 
 
 def test_add_node_needs_a_provisioning_folder(tmp_path: Path) -> None:
     with pytest.raises(ProvisioningError, match="not a provisioning folder"):
-        add_node(tmp_path, "hospital-d")
+        add_node(tmp_path, "hospital-d", allow_unencrypted_keys=True)
 
 
 def test_revoke_updates_crl_and_roster_everywhere(federation: ProvisionReport) -> None:
@@ -260,14 +265,14 @@ def test_ca_key_with_loose_permissions_is_refused(federation: ProvisionReport) -
     key.chmod(0o644)
 
     with pytest.raises(ProvisioningError, match=f"chmod 600 {key}"):
-        add_node(federation.out_dir, "hospital-d")
+        add_node(federation.out_dir, "hospital-d", allow_unencrypted_keys=True)
 
 
 def test_certificates_do_not_outlive_the_ca(spec: FederationSpec, tmp_path: Path) -> None:
     short = spec.model_copy(
         update={"federation": spec.federation.model_copy(update={"ca_validity_days": 10})}
     )
-    report = provision(short, tmp_path / "federation")
+    report = provision(short, tmp_path / "federation", allow_unencrypted_keys=True)
 
     assert all(kit.not_after <= report.ca_not_after for kit in report.kits)
 
@@ -281,10 +286,12 @@ def test_expired_ca_issues_nothing(federation: ProvisionReport) -> None:
     later = federation.ca_not_after + dt.timedelta(days=1)
 
     with pytest.raises(ProvisioningError, match=r"CA expired on .*Provision a new federation"):
-        add_node(federation.out_dir, "hospital-d", now=later)
+        add_node(federation.out_dir, "hospital-d", allow_unencrypted_keys=True, now=later)
     assert not (federation.out_dir / "nodes" / "hospital-d").exists()
 
 
 def test_naive_time_is_refused(spec: FederationSpec, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'now' must be timezone-aware"):
-        provision(spec, tmp_path / "federation", now=dt.datetime(2030, 1, 1))
+        provision(
+            spec, tmp_path / "federation", allow_unencrypted_keys=True, now=dt.datetime(2030, 1, 1)
+        )

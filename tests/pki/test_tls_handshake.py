@@ -22,6 +22,8 @@ from sovereign_ai.pki import (
     provision,
 )
 
+from .conftest import PASSPHRASE
+
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 5.0
 
@@ -40,7 +42,8 @@ def _strict(context: ssl.SSLContext) -> ssl.SSLContext:
 
 def _server_context(kit_folder: Path, *, certificate: str, key: str) -> ssl.SSLContext:
     context = _strict(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-    context.load_cert_chain(kit_folder / certificate, kit_folder / key)
+    # The kit key is encrypted PKCS#8: OpenSSL opens it with the same passphrase.
+    context.load_cert_chain(kit_folder / certificate, kit_folder / key, password=PASSPHRASE)
     context.load_verify_locations(kit_folder / "ca.pem")
     context.verify_mode = ssl.CERT_REQUIRED
     return context
@@ -49,7 +52,7 @@ def _server_context(kit_folder: Path, *, certificate: str, key: str) -> ssl.SSLC
 def _client_context(kit_folder: Path, *, ca_folder: Path | None = None) -> ssl.SSLContext:
     context = _strict(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # CERT_REQUIRED + host names
     context.load_verify_locations((ca_folder or kit_folder) / "ca.pem")
-    context.load_cert_chain(kit_folder / "node.pem", kit_folder / "node.key")
+    context.load_cert_chain(kit_folder / "node.pem", kit_folder / "node.key", password=PASSPHRASE)
     return context
 
 
@@ -108,12 +111,13 @@ def test_node_from_another_ca_is_refused_by_the_handshake(
     federation: ProvisionReport, spec: FederationSpec, tmp_path: Path
 ) -> None:
     coordinator_folder = federation.out_dir / "coordinator"
-    impostor = provision(spec, tmp_path / "impostor").out_dir / "nodes" / "hospital-a"
+    impostor = provision(spec, tmp_path / "impostor", allow_unencrypted_keys=True)
+    impostor_folder = impostor.out_dir / "nodes" / "hospital-a"
     server = _server_context(
         coordinator_folder, certificate="coordinator.pem", key="coordinator.key"
     )
     # the impostor trusts the real CA (ca.pem is public) but holds a foreign certificate
-    client = _client_context(impostor, ca_folder=coordinator_folder)
+    client = _client_context(impostor_folder, ca_folder=coordinator_folder)
 
     outcome, received = _handshake(server, client)
 

@@ -4,11 +4,16 @@ Used by ``sovereign demo``, the fault tests and the benchmarks: it provisions a 
 (CA, coordinator and node certificates) for a free port, then starts ``sovereign coordinator
 start`` and ``sovereign node start`` as separate processes, exactly as sites would run them. Each
 process can be killed and restarted on its own.
+
+The kits' private keys are encrypted like a real site's, with a random passphrase generated into
+the working folder (``kit-passphrase``, mode 0600); each kit names that file, so every process
+(and a test that loads a kit itself) finds the passphrase without being handed it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sovereign_ai.errors import ConfigError, FederationError
-from sovereign_ai.pki import parse_federation_spec, provision
+from sovereign_ai.pki import KeyEncryption, PassphraseSource, parse_federation_spec, provision
 
 __all__ = ["LocalFederation", "free_port"]
 
@@ -72,6 +77,11 @@ class LocalFederation:
         """The coordinator's state folder."""
         return self.folder / "state"
 
+    @property
+    def passphrase_file(self) -> Path:
+        """The file holding the kits' passphrase (mode 0600)."""
+        return self.folder / "kit-passphrase"
+
     def node_kit(self, name: str) -> Path:
         """The kit folder of node ``name``."""
         return self.kits / "nodes" / name
@@ -94,7 +104,15 @@ class LocalFederation:
                 "nodes": [{"name": name} for name in self.node_names],
             }
         )
-        provision(spec, self.kits)
+        passphrase = secrets.token_urlsafe(32).encode()
+        descriptor = os.open(self.passphrase_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # in case the file existed with a looser mode
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(passphrase)
+        source = PassphraseSource.file(self.passphrase_file)
+        provision(
+            spec, self.kits, key_encryption=KeyEncryption(passphrase=passphrase, source=source)
+        )
 
     def start_coordinator(
         self, job: Path, *, resume: bool = False, extra: Sequence[str] = ()

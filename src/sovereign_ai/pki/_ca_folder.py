@@ -1,11 +1,13 @@
 """The administrator's provisioning folder: loading its CA and keeping the trust lists in step.
 
 ``ca/roster.json`` and ``ca/crl.pem`` are the originals; the coordinator kit holds copies, which
-:func:`refresh_coordinator_copies` rewrites after every change.
+:func:`refresh_coordinator_copies` rewrites after every change (a running coordinator watches its
+kit folder and re-reads them, so a change takes effect at a node's next call).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from cryptography import x509
@@ -34,6 +36,7 @@ __all__ = [
     "crl_to_pem",
     "load_authority",
     "provisioning_folder",
+    "publish_trust_lists",
     "read_crl",
     "refresh_coordinator_copies",
     "write_trust_lists",
@@ -102,3 +105,26 @@ def refresh_coordinator_copies(out_dir: Path) -> None:
 def crl_to_pem(crl: x509.CertificateRevocationList) -> bytes:
     """Encode ``crl`` as PEM."""
     return crl.public_bytes(Encoding.PEM)
+
+
+def publish_trust_lists(
+    out_dir: Path,
+    *,
+    ca: CertificateAuthority,
+    roster: Roster,
+    is_crl_changed: bool,
+    now: dt.datetime,
+) -> None:
+    """Write ``roster`` (and, if ``is_crl_changed``, a newly signed CRL) everywhere it is kept.
+
+    The CRL is written first: should the run stop between the writes, whatever was revoked is
+    already locked out. Then the coordinator kit's copies are refreshed.
+    """
+    ca_folder = out_dir / CA_FOLDER
+    if is_crl_changed:
+        previous = read_crl(ca_folder / CRL_FILE)
+        number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        crl = ca.sign_crl(roster.revoked_serials(), crl_number=number + 1, now=now)
+        write_public_file(ca_folder / CRL_FILE, crl_to_pem(crl))
+    write_public_file(ca_folder / ROSTER_FILE, roster.to_json())
+    refresh_coordinator_copies(out_dir)

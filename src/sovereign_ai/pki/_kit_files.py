@@ -101,7 +101,7 @@ def write_file_atomically(path: Path, data: bytes, *, mode: int) -> None:
         raise ProvisioningError(f"Cannot write {path}: {exc.strerror}.") from exc
 
 
-def read_kit_file(path: Path, *, is_private: bool = False) -> bytes:
+def read_kit_file(path: Path, *, is_private: bool = False, label: str = "Private key") -> bytes:
     """Read one file of a kit, refusing a private key others can read.
 
     Parameters
@@ -109,7 +109,10 @@ def read_kit_file(path: Path, *, is_private: bool = False) -> bytes:
     path
         The file to read.
     is_private
-        Whether the file is a private key; if so it must not be readable by group or others.
+        Whether the file is a secret (a private key, a passphrase file); if so it must not be
+        readable by group or others.
+    label
+        What the secret is, for the error message.
 
     Raises
     ------
@@ -129,7 +132,7 @@ def read_kit_file(path: Path, *, is_private: bool = False) -> bytes:
         raise ProvisioningError(f"{path} is not a regular file.")
     if is_private and _CHECKS_PERMISSIONS and status.st_mode & 0o077:
         raise ProvisioningError(
-            f"Private key {path} is readable by others (mode {stat.S_IMODE(status.st_mode):03o}); "
+            f"{label} {path} is readable by others (mode {stat.S_IMODE(status.st_mode):03o}); "
             f"refusing to use it. If it has not been copied, restrict it with: chmod 600 {path}"
         )
     try:

@@ -130,7 +130,7 @@ class CertificateAuthority:
         hosts: Sequence[str] = (),
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
-        """Issue a certificate for the coordinator or a node.
+        """Issue a certificate for the coordinator or a node, with a fresh private key.
 
         Parameters
         ----------
@@ -151,6 +151,36 @@ class CertificateAuthority:
         ProvisioningError
             If the CA has expired at ``now``, or a coordinator certificate has no hosts.
         """
+        key = generate_private_key()
+        certificate = self.certify(
+            role,
+            name,
+            public_key=key.public_key(),
+            validity_days=validity_days,
+            hosts=hosts,
+            now=now,
+        )
+        return IssuedCertificate(certificate=certificate, private_key=key)
+
+    def certify(
+        self,
+        role: Role,
+        name: str,
+        *,
+        public_key: ec.EllipticCurvePublicKey,
+        validity_days: int,
+        hosts: Sequence[str] = (),
+        now: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """Issue a certificate for a key the holder already has (renewal without a new key).
+
+        Parameters are those of :meth:`issue`, plus the ``public_key`` to certify.
+
+        Raises
+        ------
+        ProvisioningError
+            As :meth:`issue`.
+        """
         start = resolve_now(now)
         if start >= self.not_after:
             raise ProvisioningError(
@@ -159,7 +189,6 @@ class CertificateAuthority:
             )
         if role is Role.COORDINATOR and not hosts:
             raise ProvisioningError("A coordinator certificate needs at least one host name.")
-        key = generate_private_key()
         alt_names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(role_uri(role, name))]
         for host in hosts:
             alt_names.append(_host_name(host))
@@ -171,11 +200,11 @@ class CertificateAuthority:
             ]
         )
         ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-        certificate = (
+        return (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(random_serial_number())
             .not_valid_before(start - CLOCK_SKEW)
             .not_valid_after(min(start + dt.timedelta(days=validity_days), self.not_after))
@@ -183,16 +212,13 @@ class CertificateAuthority:
             .add_extension(_key_usage(is_ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(ISSUED_KEY_USAGES[role]), critical=False)
             .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski.value),
                 critical=False,
             )
             .sign(self.private_key, hashes.SHA256())
         )
-        return IssuedCertificate(certificate=certificate, private_key=key)
 
     def sign_crl(
         self,

@@ -71,13 +71,28 @@ def certificate_to_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def private_key_to_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Encode ``key`` as unencrypted PKCS#8 PEM (protected by file mode 0600, not a passphrase)."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+def private_key_to_pem(
+    key: ec.EllipticCurvePrivateKey, *, passphrase: bytes | None = None
+) -> bytes:
+    """Encode ``key`` as PKCS#8 PEM, encrypted with ``passphrase`` if one is given.
+
+    Encryption is ``cryptography``'s ``BestAvailableEncryption``: PBES2 with PBKDF2-HMAC-SHA256
+    and AES-256-CBC, which OpenSSL reads too (``openssl pkey -in node.key``). Without a
+    passphrase the PEM is unencrypted: that is what a loaded kit hands to the TLS stack, in memory.
+    """
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if passphrase is None
+        else serialization.BestAvailableEncryption(passphrase)
     )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def is_encrypted_pem(data: bytes) -> bool:
+    """Return whether ``data`` is a passphrase-encrypted PEM private key (PKCS#8 or legacy)."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
 def key_matches_certificate(key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> bool:
@@ -104,18 +119,20 @@ def read_certificate(data: bytes | x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
-def read_private_key(data: bytes) -> ec.EllipticCurvePrivateKey:
-    """Parse an unencrypted PEM private key that must be ECDSA.
+def read_private_key(data: bytes, *, passphrase: bytes | None = None) -> ec.EllipticCurvePrivateKey:
+    """Parse a PEM private key that must be ECDSA, decrypting it with ``passphrase`` if given.
 
     Raises
     ------
     ValueError
-        If ``data`` is not an unencrypted PEM private key or not an elliptic-curve key.
+        If ``data`` is not a PEM private key, is encrypted while no passphrase is given (or the
+        reverse), the passphrase does not decrypt it, or it is not an elliptic-curve key.
     """
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError as exc:  # raised for encrypted keys when no password is given
-        raise ValueError(f"the key is encrypted; kits hold unencrypted keys ({exc})") from exc
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:  # a passphrase for a plain key, or none for an encrypted one
+        state = "not encrypted" if passphrase is not None else "encrypted"
+        raise ValueError(f"the key is {state} ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"expected an ECDSA private key; got {type(key).__name__}")
     return key

@@ -2,7 +2,9 @@
 
 A coordinator kit is checked for the CA, its own certificate, the revocation list and every active
 node on its roster (the coordinator's operator is usually the one who re-provisions). A node kit
-is checked for the CA and the node's own certificate.
+is checked for the CA and the node's own certificate. Every warning about a certificate names the
+command that renews it: ``sovereign provision renew NAME``, run by the federation administrator
+in the provisioning folder.
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ def expiry_warnings(
         (
             kit.ca.not_valid_after_utc,
             f"federation CA of {kit.federation!r}",
-            "every certificate stops working with it; provision a new federation before then",
+            "every certificate stops working with it; provision a new federation in time",
         ),
         (
             kit.certificate.not_valid_after_utc,
             f"{kit.manifest.role.value} certificate of {kit.name!r}",
-            "ask the federation administrator for a new startup kit before then",
+            _renewal_advice(kit.name),
         ),
     ]
     if isinstance(kit, CoordinatorKit):
@@ -71,7 +73,7 @@ def expiry_warnings(
             (
                 entry.not_after,
                 f"node certificate of {entry.name!r}",
-                "that node will be refused from then on; issue it a new kit",
+                f"that node will be refused from then on; {_renewal_advice(entry.name)}",
             )
             for entry in kit.roster.nodes
             if entry.status is NodeStatus.ACTIVE
@@ -80,8 +82,17 @@ def expiry_warnings(
     for expires, what, advice in sorted(deadlines, key=lambda item: item[0]):
         if expires <= at:
             days = (at - expires).days
-            warnings.append(f"The {what} expired on {expires:%Y-%m-%d} ({days} days ago).")
+            warnings.append(
+                f"The {what} expired on {expires:%Y-%m-%d} ({days} days ago); {advice}."
+            )
         elif expires <= horizon:
             days = (expires - at).days
             warnings.append(f"The {what} expires on {expires:%Y-%m-%d} (in {days} days); {advice}.")
     return warnings
+
+
+def _renewal_advice(name: str) -> str:
+    return (
+        f"renew it with `sovereign provision renew {name} --out DIR` (the federation "
+        "administrator runs it in the provisioning folder)"
+    )

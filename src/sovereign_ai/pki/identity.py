@@ -4,16 +4,21 @@ The TLS layer (gRPC or Python's ``ssl``) already checks that a peer's certificat
 federation CA. The checks here go further, and a transport runs them on every new connection:
 
 - the certificate claims the *right role* (a node's certificate never passes as the coordinator's);
-- for a node: its name is on the roster, not revoked there, its serial number is the one enrolled,
-  and the serial is not on the CRL. Revocation is therefore effective at the node's next
-  connection, as soon as the coordinator has the new ``roster.json`` and ``crl.pem`` (re-load the
-  kit with :func:`load_coordinator_kit`; it reads a handful of small files).
+- for a node: its name is on the roster, not revoked there, its serial number is the one enrolled
+  (or one that renewal replaced and did not revoke), and the serial is not on the CRL. Revocation
+  and renewal are therefore effective at the node's next connection, as soon as the coordinator
+  has the new ``roster.json`` and ``crl.pem`` (:func:`refresh_trust_lists` re-reads them).
+
+A kit's private key is usually encrypted (see :mod:`sovereign_ai.pki.passphrase`); loading
+decrypts it with the passphrase from the source ``kit.json`` names, and the loaded kit hands the
+TLS stack the decrypted key as unencrypted PKCS#8 PEM, in memory only.
 
 Every refusal raises :class:`~sovereign_ai.errors.AuthenticationError` with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +38,16 @@ from sovereign_ai.pki._kit_files import (
     ROSTER_FILE,
     read_kit_file,
 )
+from sovereign_ai.pki._kit_key import open_kit_key
 from sovereign_ai.pki.ca import resolve_now
 from sovereign_ai.pki.certificates import (
     Role,
     certificate_identity,
     key_matches_certificate,
+    private_key_to_pem,
     read_certificate,
-    read_private_key,
 )
+from sovereign_ai.pki.passphrase import PassphrasePrompt
 from sovereign_ai.pki.roster import KitManifest, NodeStatus, Roster, read_json_model
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "load_coordinator_kit",
     "load_kit",
     "load_node_kit",
+    "refresh_trust_lists",
     "verify_coordinator_certificate",
     "verify_node_certificate",
 ]
@@ -86,8 +94,13 @@ class _Kit:
 
     @property
     def private_key_path(self) -> Path:
-        """The holder's private key (PEM, mode 0600)."""
+        """The holder's private key (PEM, mode 0600; encrypted unless the kit says otherwise)."""
         return self.folder / KEY_FILES[self.manifest.role]
+
+    @property
+    def is_key_encrypted(self) -> bool:
+        """Whether the key file is encrypted at rest (``kit.json`` names a passphrase source)."""
+        return self.manifest.key_passphrase is not None
 
     @property
     def ca_path(self) -> Path:
@@ -104,7 +117,8 @@ class CoordinatorKit(_Kit):
     folder, manifest
         Where the kit is and its ``kit.json``.
     certificate, certificate_pem, private_key_pem
-        The coordinator's certificate (parsed and PEM) and private key (PEM), for the TLS server.
+        The coordinator's certificate (parsed and PEM) and private key (unencrypted PEM, decrypted
+        in memory), for the TLS server.
     ca, ca_pem
         The federation CA certificate, to require and check node certificates.
     roster, crl
@@ -132,7 +146,8 @@ class NodeKit(_Kit):
     folder, manifest
         Where the kit is and its ``kit.json`` (federation, node name, coordinator address).
     certificate, certificate_pem, private_key_pem
-        The node's certificate (parsed and PEM) and private key (PEM), for the TLS client.
+        The node's certificate (parsed and PEM) and private key (unencrypted PEM, decrypted in
+        memory), for the TLS client.
     ca, ca_pem
         The federation CA certificate, to check the coordinator.
     """
@@ -149,43 +164,83 @@ class NodeKit(_Kit):
         return verify_coordinator_certificate(certificate, ca=self.ca, now=now)
 
 
-def load_coordinator_kit(folder: Path) -> CoordinatorKit:
+def load_coordinator_kit(
+    folder: Path, *, passphrase: bytes | None = None, prompt: PassphrasePrompt | None = None
+) -> CoordinatorKit:
     """Load and check the coordinator kit in ``folder``.
+
+    Parameters
+    ----------
+    folder
+        The kit folder.
+    passphrase
+        The key's passphrase; by default it is read from the source ``kit.json`` names.
+    prompt
+        Asks a person for the passphrase when the kit's source is a prompt, or an environment
+        variable that is not set. Without it, such a kit fails to load with an error that says
+        how to supply the passphrase.
 
     Raises
     ------
     ProvisioningError
-        If a file is missing or corrupt (naming it), the key is readable by others, the key does
-        not match the certificate, the certificate is not from the kit's CA, or the folder is a
+        If a file is missing or corrupt (naming it), the key is readable by others (giving the
+        ``chmod 600``), its passphrase cannot be had or does not decrypt it, the key does not
+        match the certificate, the certificate is not from the kit's CA, or the folder is a
         node's kit.
     """
-    kit = _load(Path(folder), role=Role.COORDINATOR)
-    roster_path, crl_path = kit.folder / ROSTER_FILE, kit.folder / CRL_FILE
+    kit = _load(Path(folder), role=Role.COORDINATOR, passphrase=passphrase, prompt=prompt)
+    roster, crl = _read_trust_lists(kit.folder)
+    return CoordinatorKit(**vars(kit), roster=roster, crl=crl)
+
+
+def refresh_trust_lists(kit: CoordinatorKit) -> CoordinatorKit:
+    """Return ``kit`` with the roster and revocation list re-read from its folder.
+
+    The coordinator's certificate and key stay those already loaded (a running TLS server keeps
+    serving them until it restarts), so no passphrase is needed again.
+
+    Raises
+    ------
+    ProvisioningError
+        If ``roster.json`` or ``crl.pem`` is missing or corrupt.
+    """
+    roster, crl = _read_trust_lists(kit.folder)
+    return dataclasses.replace(kit, roster=roster, crl=crl)
+
+
+def load_node_kit(
+    folder: Path, *, passphrase: bytes | None = None, prompt: PassphrasePrompt | None = None
+) -> NodeKit:
+    """Load and check the node kit in ``folder``.
+
+    Parameters and errors are those of :func:`load_coordinator_kit`.
+    """
+    return NodeKit(
+        **vars(_load(Path(folder), role=Role.NODE, passphrase=passphrase, prompt=prompt))
+    )
+
+
+def load_kit(
+    folder: Path, *, passphrase: bytes | None = None, prompt: PassphrasePrompt | None = None
+) -> CoordinatorKit | NodeKit:
+    """Load the kit in ``folder``, whichever role its ``kit.json`` names.
+
+    Parameters and errors are those of :func:`load_coordinator_kit`.
+    """
+    manifest = _read_manifest(Path(folder))
+    if manifest.role is Role.COORDINATOR:
+        return load_coordinator_kit(folder, passphrase=passphrase, prompt=prompt)
+    return load_node_kit(folder, passphrase=passphrase, prompt=prompt)
+
+
+def _read_trust_lists(folder: Path) -> tuple[Roster, x509.CertificateRevocationList]:
+    roster_path, crl_path = folder / ROSTER_FILE, folder / CRL_FILE
     roster = read_json_model(Roster, read_kit_file(roster_path), source=str(roster_path))
     try:
         crl = x509.load_pem_x509_crl(read_kit_file(crl_path))
     except ValueError as exc:
         raise ProvisioningError(f"{crl_path} is not a PEM revocation list: {exc}") from exc
-    return CoordinatorKit(**vars(kit), roster=roster, crl=crl)
-
-
-def load_node_kit(folder: Path) -> NodeKit:
-    """Load and check the node kit in ``folder``.
-
-    Raises
-    ------
-    ProvisioningError
-        As :func:`load_coordinator_kit`.
-    """
-    return NodeKit(**vars(_load(Path(folder), role=Role.NODE)))
-
-
-def load_kit(folder: Path) -> CoordinatorKit | NodeKit:
-    """Load the kit in ``folder``, whichever role its ``kit.json`` names."""
-    manifest = _read_manifest(Path(folder))
-    if manifest.role is Role.COORDINATOR:
-        return load_coordinator_kit(folder)
-    return load_node_kit(folder)
+    return roster, crl
 
 
 def _read_manifest(folder: Path) -> KitManifest:
@@ -193,7 +248,9 @@ def _read_manifest(folder: Path) -> KitManifest:
     return read_json_model(KitManifest, read_kit_file(path), source=str(path))
 
 
-def _load(folder: Path, *, role: Role) -> _Kit:
+def _load(
+    folder: Path, *, role: Role, passphrase: bytes | None, prompt: PassphrasePrompt | None
+) -> _Kit:
     manifest = _read_manifest(folder)
     if manifest.role is not role:
         raise ProvisioningError(
@@ -203,15 +260,19 @@ def _load(folder: Path, *, role: Role) -> _Kit:
     ca_path, certificate_path = folder / CA_CERTIFICATE, folder / CERTIFICATE_FILES[role]
     key_path = folder / KEY_FILES[role]
     ca_pem, certificate_pem = read_kit_file(ca_path), read_kit_file(certificate_path)
-    private_key_pem = read_kit_file(key_path, is_private=True)
+    stored_key_pem = read_kit_file(key_path, is_private=True)
     ca, certificate = (
         _parse_kit_certificate(ca_path, ca_pem),
         _parse_kit_certificate(certificate_path, certificate_pem),
     )
-    try:
-        key = read_private_key(private_key_pem)
-    except ValueError as exc:
-        raise ProvisioningError(f"{key_path} is not a usable private key: {exc}") from exc
+    key = open_kit_key(
+        key_path,
+        stored_key_pem,
+        source=manifest.key_passphrase,
+        holder=manifest.name,
+        passphrase=passphrase,
+        prompt=prompt,
+    )
     if not key_matches_certificate(key, certificate):
         raise ProvisioningError(f"{key_path} is not the key of {certificate_path}.")
     try:
@@ -229,7 +290,7 @@ def _load(folder: Path, *, role: Role) -> _Kit:
         manifest=manifest,
         certificate=certificate,
         certificate_pem=certificate_pem,
-        private_key_pem=private_key_pem,
+        private_key_pem=private_key_to_pem(key) if manifest.key_passphrase else stored_key_pem,
         ca=ca,
         ca_pem=ca_pem,
     )
@@ -259,7 +320,8 @@ def verify_node_certificate(
     ca
         The federation CA certificate.
     roster
-        The current roster; only active nodes with the enrolled serial number are admitted.
+        The current roster; only active nodes are admitted, with the enrolled serial number or
+        one that renewal replaced without revoking it.
     crl
         The current revocation list, signed by ``ca``.
     now
@@ -288,10 +350,18 @@ def verify_node_certificate(
             f"Node {name!r} was revoked on {entry.revoked_at:%Y-%m-%d}: {entry.revocation_reason}."
         )
     if entry.serial_number != peer.serial_number:
-        raise AuthenticationError(
-            f"Node {name!r} presented certificate {peer.serial_number:x}, but the roster enrols "
-            f"{entry.serial_number:x}; the presented certificate was superseded."
-        )
+        replaced = entry.replaced_certificate(peer.serial_number)
+        if replaced is None:
+            raise AuthenticationError(
+                f"Node {name!r} presented certificate {peer.serial_number:x}, but the roster "
+                f"enrols {entry.serial_number:x}; the presented certificate was superseded."
+            )
+        if replaced.revoked_at is not None:
+            raise AuthenticationError(
+                f"Node {name!r} presented certificate {peer.serial_number:x}, which was revoked "
+                f"on {replaced.revoked_at:%Y-%m-%d} when it was renewed; install the node's "
+                "renewed kit."
+            )
     return name
 
 

@@ -32,41 +32,27 @@ from sovereign_ai.pki._kit_files import (
     CA_CERTIFICATE,
     CA_FOLDER,
     CA_KEY,
-    CERTIFICATE_FILES,
     COORDINATOR_FOLDER,
-    KEY_FILES,
-    MANIFEST_FILE,
-    NODE_CONFIG_FILE,
     NODES_FOLDER,
     ROSTER_FILE,
     make_private_folder,
     write_private_file,
     write_public_file,
 )
+from sovereign_ai.pki._kit_writer import (
+    check_key_protection,
+    node_manifest,
+    roster_entry,
+    write_kit,
+    write_kit_into_place,
+)
 from sovereign_ai.pki.ca import CertificateAuthority, IssuedCertificate, resolve_now
 from sovereign_ai.pki.certificates import Role, certificate_to_pem, private_key_to_pem
 from sovereign_ai.pki.federation_file import FederationSpec, check_name
-from sovereign_ai.pki.roster import KitManifest, Roster, RosterEntry
+from sovereign_ai.pki.passphrase import KeyEncryption
+from sovereign_ai.pki.roster import KitManifest, Roster
 
 __all__ = ["IssuedKit", "ProvisionReport", "add_node", "provision"]
-
-_NODE_CONFIG_TEMPLATE = """\
-# Node configuration for {name!r} in federation {federation!r}.
-#
-# This file stays on your site and nothing in it is sent to the coordinator. The certificate,
-# key and coordinator address come from the other files of this startup kit (kit.json).
-# Keep node.key private: it proves to the coordinator that this site is {name!r}.
-
-[node]
-# Your local dataset (CSV, Parquet or NPZ). It is read on this machine only; raw records never
-# leave it, only model updates do.
-data = "path/to/your/data.csv"
-# The column that holds the value to predict.
-label = "label"
-# The federation's class names in the agreed order, so every site numbers labels alike (a site
-# may hold only some of them). Without it, the sorted labels found in your file are used.
-# classes = ["benign", "malignant"]
-"""
 
 
 @dataclass(frozen=True)
@@ -120,7 +106,12 @@ class ProvisionReport:
 
 
 def provision(
-    spec: FederationSpec, out_dir: Path, *, now: dt.datetime | None = None
+    spec: FederationSpec,
+    out_dir: Path,
+    *,
+    key_encryption: KeyEncryption | None = None,
+    allow_unencrypted_keys: bool = False,
+    now: dt.datetime | None = None,
 ) -> ProvisionReport:
     """Create a federation's CA, the coordinator's kit and one kit per node in ``out_dir``.
 
@@ -130,6 +121,11 @@ def provision(
         The validated federation file.
     out_dir
         Destination; must not exist yet or be empty. Keys are never overwritten.
+    key_encryption
+        The passphrase that encrypts every kit's private key, and where the parties will find it
+        (recorded in each ``kit.json``). Required unless ``allow_unencrypted_keys``.
+    allow_unencrypted_keys
+        Write unencrypted keys (file mode 0600 only); logs a warning. Tests and demos only.
     now
         Issuance time; defaults to the current time.
 
@@ -140,9 +136,14 @@ def provision(
 
     Raises
     ------
+    ConfigError
+        If neither ``key_encryption`` nor ``allow_unencrypted_keys`` is given.
     ProvisioningError
         If ``out_dir`` is not empty, or anything cannot be written (then nothing is left behind).
     """
+    check_key_protection(
+        key_encryption, allow_unencrypted_keys=allow_unencrypted_keys, caller="provision"
+    )
     issued_at = resolve_now(now)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -156,7 +157,7 @@ def provision(
         tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".partial")
     )
     try:
-        report = _provision_into(spec, staging, issued_at=issued_at)
+        report = _provision_into(spec, staging, issued_at=issued_at, key_encryption=key_encryption)
         staging.replace(out_dir)  # atomic; also replaces an empty out_dir
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -180,7 +181,13 @@ def provision(
     )
 
 
-def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime) -> ProvisionReport:
+def _provision_into(
+    spec: FederationSpec,
+    root: Path,
+    *,
+    issued_at: dt.datetime,
+    key_encryption: KeyEncryption | None,
+) -> ProvisionReport:
     federation = spec.federation.name
     ca = CertificateAuthority.create(
         federation, validity_days=spec.federation.ca_validity_days, now=issued_at
@@ -201,8 +208,8 @@ def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime)
         federation=federation,
         coordinator_address=spec.coordinator.address,
         validity_days=validity_days,
-        coordinator=_roster_entry(spec.coordinator.name, coordinator),
-        nodes=tuple(_roster_entry(name, issued) for name, issued in nodes.items()),
+        coordinator=roster_entry(spec.coordinator.name, coordinator.certificate),
+        nodes=tuple(roster_entry(name, issued.certificate) for name, issued in nodes.items()),
     )
     crl = ca.sign_crl((), crl_number=1, now=issued_at)
 
@@ -217,13 +224,20 @@ def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime)
         coordinator_address=spec.coordinator.address,
         issued_at=issued_at,
         hosts=spec.coordinator.hosts,
+        key_passphrase=key_encryption.source if key_encryption else None,
     )
-    kits = [_write_kit(root / COORDINATOR_FOLDER, ca=ca, issued=coordinator, manifest=manifest)]
-    write_trust_lists(root / COORDINATOR_FOLDER, roster=roster.to_json(), crl=crl_to_pem(crl))
+    folder = root / COORDINATOR_FOLDER
+    _write(folder, ca=ca, issued=coordinator, manifest=manifest, key_encryption=key_encryption)
+    kits = [_issued_kit(folder, manifest=manifest, issued=coordinator)]
+    write_trust_lists(folder, roster=roster.to_json(), crl=crl_to_pem(crl))
     make_private_folder(root / NODES_FOLDER)
     for name, issued in nodes.items():
-        manifest = _node_manifest(roster, name=name, issued_at=issued_at)
-        kits.append(_write_kit(root / NODES_FOLDER / name, ca=ca, issued=issued, manifest=manifest))
+        manifest = node_manifest(
+            roster, name=name, issued_at=issued_at, key_encryption=key_encryption
+        )
+        folder = root / NODES_FOLDER / name
+        _write(folder, ca=ca, issued=issued, manifest=manifest, key_encryption=key_encryption)
+        kits.append(_issued_kit(folder, manifest=manifest, issued=issued))
     return ProvisionReport(
         federation=federation,
         out_dir=root,
@@ -234,7 +248,13 @@ def _provision_into(spec: FederationSpec, root: Path, *, issued_at: dt.datetime)
 
 
 def add_node(
-    out_dir: Path, name: str, *, validity_days: int | None = None, now: dt.datetime | None = None
+    out_dir: Path,
+    name: str,
+    *,
+    key_encryption: KeyEncryption | None = None,
+    allow_unencrypted_keys: bool = False,
+    validity_days: int | None = None,
+    now: dt.datetime | None = None,
 ) -> IssuedKit:
     """Enrol one more node into an existing federation, re-issuing nobody else.
 
@@ -248,6 +268,10 @@ def add_node(
         The provisioning folder (or its ``ca/`` subfolder).
     name
         The new node's name, a lowercase DNS label not yet enrolled.
+    key_encryption
+        Encrypts the new node's private key; see :func:`provision`.
+    allow_unencrypted_keys
+        Write the key unencrypted (tests and demos only); see :func:`provision`.
     validity_days
         Lifetime of the new certificate; defaults to the federation's.
     now
@@ -256,10 +280,14 @@ def add_node(
     Raises
     ------
     ConfigError
-        If ``name`` is not a valid node name.
+        If ``name`` is not a valid node name, or the key would be unencrypted without
+        ``allow_unencrypted_keys``.
     ProvisioningError
         If the node is already enrolled, or the CA folder cannot be read or written.
     """
+    check_key_protection(
+        key_encryption, allow_unencrypted_keys=allow_unencrypted_keys, caller="add_node"
+    )
     out_dir = provisioning_folder(out_dir)
     try:
         check_name(name)
@@ -285,60 +313,42 @@ def add_node(
     issued = ca.issue(
         Role.NODE, name, validity_days=validity_days or roster.validity_days, now=issued_at
     )
-    make_private_folder(out_dir / NODES_FOLDER)
-    staging = Path(
-        tempfile.mkdtemp(dir=out_dir / NODES_FOLDER, prefix=f".{name}.", suffix=".partial")
+    manifest = node_manifest(roster, name=name, issued_at=issued_at, key_encryption=key_encryption)
+    _write(
+        kit_folder,
+        ca=ca,
+        issued=issued,
+        manifest=manifest,
+        key_encryption=key_encryption,
+        is_staged=True,
     )
-    try:
-        manifest = _node_manifest(roster, name=name, issued_at=issued_at)
-        kit = _write_kit(staging, ca=ca, issued=issued, manifest=manifest)
-        staging.rename(kit_folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    new_roster = roster.with_node(_roster_entry(name, issued))
+    new_roster = roster.with_node(roster_entry(name, issued.certificate))
     write_public_file(out_dir / CA_FOLDER / ROSTER_FILE, new_roster.to_json())
     refresh_coordinator_copies(out_dir)
-    return IssuedKit(
-        role=kit.role,
-        name=name,
-        folder=kit_folder,
-        serial_number=kit.serial_number,
-        not_after=kit.not_after,
+    return _issued_kit(kit_folder, manifest=manifest, issued=issued)
+
+
+def _write(
+    folder: Path,
+    *,
+    ca: CertificateAuthority,
+    issued: IssuedCertificate,
+    manifest: KitManifest,
+    key_encryption: KeyEncryption | None,
+    is_staged: bool = False,
+) -> None:
+    write = write_kit_into_place if is_staged else write_kit
+    write(
+        folder,
+        ca_certificate=ca.certificate,
+        certificate=issued.certificate,
+        private_key=issued.private_key,
+        manifest=manifest,
+        key_encryption=key_encryption,
     )
 
 
-def _roster_entry(name: str, issued: IssuedCertificate) -> RosterEntry:
-    return RosterEntry(
-        name=name,
-        serial_number=issued.certificate.serial_number,
-        not_after=issued.certificate.not_valid_after_utc,
-    )
-
-
-def _node_manifest(roster: Roster, *, name: str, issued_at: dt.datetime) -> KitManifest:
-    return KitManifest(
-        role=Role.NODE,
-        federation=roster.federation,
-        name=name,
-        coordinator_address=roster.coordinator_address,
-        issued_at=issued_at,
-    )
-
-
-def _write_kit(
-    folder: Path, *, ca: CertificateAuthority, issued: IssuedCertificate, manifest: KitManifest
-) -> IssuedKit:
-    make_private_folder(folder)
-    write_public_file(folder / CA_CERTIFICATE, certificate_to_pem(ca.certificate))
-    write_public_file(
-        folder / CERTIFICATE_FILES[manifest.role], certificate_to_pem(issued.certificate)
-    )
-    write_private_file(folder / KEY_FILES[manifest.role], private_key_to_pem(issued.private_key))
-    write_public_file(folder / MANIFEST_FILE, manifest.to_json())
-    if manifest.role is Role.NODE:
-        config = _NODE_CONFIG_TEMPLATE.format(name=manifest.name, federation=manifest.federation)
-        write_public_file(folder / NODE_CONFIG_FILE, config.encode())
+def _issued_kit(folder: Path, *, manifest: KitManifest, issued: IssuedCertificate) -> IssuedKit:
     return IssuedKit(
         role=manifest.role,
         name=manifest.name,

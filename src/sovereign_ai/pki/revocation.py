@@ -1,22 +1,22 @@
-"""Revoking a node: the CRL and the roster both lock it out at its next connection."""
+"""Revoking a node: the CRL and the roster both lock it out at its next connection.
+
+Every certificate the node ever held goes on the CRL, including those renewal replaced.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from cryptography import x509
-
 from sovereign_ai.errors import ConfigError, ProvisioningError
 from sovereign_ai.pki._ca_folder import (
-    crl_to_pem,
     load_authority,
     provisioning_folder,
-    read_crl,
+    publish_trust_lists,
     refresh_coordinator_copies,
 )
-from sovereign_ai.pki._kit_files import CA_FOLDER, CRL_FILE, ROSTER_FILE, write_public_file
-from sovereign_ai.pki.ca import RevokedSerial, resolve_now
+from sovereign_ai.pki._kit_files import CA_FOLDER
+from sovereign_ai.pki.ca import resolve_now
 from sovereign_ai.pki.roster import NodeStatus, RosterEntry
 
 __all__ = ["revoke_node"]
@@ -57,8 +57,7 @@ def revoke_node(
     if not reason.strip():
         raise ConfigError("'reason' must say why the node is revoked; got an empty string.")
     out_dir = provisioning_folder(out_dir)
-    ca_folder = out_dir / CA_FOLDER
-    ca, roster = load_authority(ca_folder)
+    ca, roster = load_authority(out_dir / CA_FOLDER)
     entry = roster.node(name)
     if entry is None:
         enrolled = ", ".join(node.name for node in roster.nodes) or "none"
@@ -76,19 +75,7 @@ def revoke_node(
             "revocation_reason": reason,
         }
     )
-    roster = roster.with_node(entry)
-    previous = read_crl(ca_folder / CRL_FILE)
-    number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    crl = ca.sign_crl(
-        (
-            RevokedSerial(node.serial_number, node.revoked_at or revoked_at)
-            for node in roster.revoked()
-        ),
-        crl_number=number + 1,
-        now=revoked_at,
+    publish_trust_lists(
+        out_dir, ca=ca, roster=roster.with_node(entry), is_crl_changed=True, now=revoked_at
     )
-    # The CRL first: should the run stop between the two writes, the node is already locked out.
-    write_public_file(ca_folder / CRL_FILE, crl_to_pem(crl))
-    write_public_file(ca_folder / ROSTER_FILE, roster.to_json())
-    refresh_coordinator_copies(out_dir)
     return entry

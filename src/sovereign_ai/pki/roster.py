@@ -1,5 +1,9 @@
 """The roster (who belongs to a federation) and the manifest (``kit.json``) of each startup kit.
 
+A roster entry pins the serial number of the certificate its holder presents. Renewal moves the
+old certificate to the entry's ``replaced`` list, where it is honoured until it expires (so a site
+can install its new kit at its own pace) unless it was revoked in the same step.
+
 Both are JSON written by provisioning and read back by the coordinator and nodes, so both are
 validated like any hostile input: unknown keys, bad names or malformed serial numbers are refused.
 Serial numbers are stored as hexadecimal strings, because JSON readers outside Python lose
@@ -23,10 +27,12 @@ from pydantic import (
 )
 
 from sovereign_ai.errors import ProvisioningError
+from sovereign_ai.pki.ca import RevokedSerial
 from sovereign_ai.pki.certificates import Role
 from sovereign_ai.pki.federation_file import check_name
+from sovereign_ai.pki.passphrase import PassphraseSource
 
-__all__ = ["KitManifest", "NodeStatus", "Roster", "RosterEntry"]
+__all__ = ["KitManifest", "NodeStatus", "ReplacedCertificate", "Roster", "RosterEntry"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,8 +66,21 @@ class NodeStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class ReplacedCertificate(_Record):
+    """A certificate that renewal replaced: honoured until it expires, unless it was revoked."""
+
+    serial_number: SerialNumber
+    not_after: AwareDatetime
+    replaced_at: AwareDatetime
+    revoked_at: AwareDatetime | None = None
+    revocation_reason: str | None = None
+
+
 class RosterEntry(_Record):
-    """One enrolled party: its certificate's serial number, lifetime and status."""
+    """One enrolled party: its certificate's serial number, lifetime and status.
+
+    ``replaced`` lists the certificates renewal replaced, oldest first.
+    """
 
     name: Name
     serial_number: SerialNumber
@@ -69,6 +88,29 @@ class RosterEntry(_Record):
     status: NodeStatus = NodeStatus.ACTIVE
     revoked_at: AwareDatetime | None = None
     revocation_reason: str | None = None
+    replaced: tuple[ReplacedCertificate, ...] = ()
+
+    def replaced_certificate(self, serial_number: int) -> ReplacedCertificate | None:
+        """Return the replaced certificate with ``serial_number``, or ``None``."""
+        return next((old for old in self.replaced if old.serial_number == serial_number), None)
+
+    def revoked_serials(self) -> tuple[RevokedSerial, ...]:
+        """Every serial of this holder a revocation list must name.
+
+        All of them once the holder is revoked; otherwise the replaced certificates revoked on
+        renewal.
+        """
+        if self.status is NodeStatus.REVOKED:
+            at = self.revoked_at or self.not_after  # revoke_node always records revoked_at
+            return (
+                RevokedSerial(self.serial_number, at),
+                *(RevokedSerial(old.serial_number, old.revoked_at or at) for old in self.replaced),
+            )
+        return tuple(
+            RevokedSerial(old.serial_number, old.revoked_at)
+            for old in self.replaced
+            if old.revoked_at is not None
+        )
 
 
 class Roster(_Record):
@@ -99,6 +141,21 @@ class Roster(_Record):
         """Return the entry of node ``name``, or ``None`` if it was never enrolled."""
         return next((entry for entry in self.nodes if entry.name == name), None)
 
+    def entry(self, name: str) -> RosterEntry | None:
+        """Return the entry of ``name``, the coordinator's or a node's, or ``None``."""
+        return self.coordinator if name == self.coordinator.name else self.node(name)
+
+    def with_entry(self, entry: RosterEntry) -> Roster:
+        """Return a copy with the coordinator's or a node's entry replaced by ``entry``."""
+        if entry.name == self.coordinator.name:
+            return self.model_copy(update={"coordinator": entry})
+        return self.with_node(entry)
+
+    def revoked_serials(self) -> tuple[RevokedSerial, ...]:
+        """Every serial number the federation's revocation list must name."""
+        entries = (self.coordinator, *self.nodes)
+        return tuple(serial for entry in entries for serial in entry.revoked_serials())
+
     def with_node(self, entry: RosterEntry) -> Roster:
         """Return a copy with ``entry`` added, or replacing the entry of the same name."""
         others = tuple(node for node in self.nodes if node.name != entry.name)
@@ -126,6 +183,8 @@ class KitManifest(_Record):
     coordinator_address: str
     issued_at: AwareDatetime
     hosts: tuple[str, ...] = ()
+    key_passphrase: PassphraseSource | None = None
+    """Where the party finds its key's passphrase; ``None``: the key is not encrypted."""
 
     def to_json(self) -> bytes:
         """Serialise as indented JSON."""

@@ -58,7 +58,8 @@ class Federation:
 
 @pytest.fixture
 def federation(tmp_path: Path) -> Federation:
-    return Federation(provision(parse_federation_spec(federation_mapping()), tmp_path / "fed"))
+    spec = parse_federation_spec(federation_mapping())
+    return Federation(provision(spec, tmp_path / "fed", allow_unencrypted_keys=True))
 
 
 @pytest.fixture

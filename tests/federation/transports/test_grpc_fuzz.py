@@ -125,7 +125,11 @@ class Target:
 
 def test_live_server_survives_10000_hostile_messages(tmp_path: Path) -> None:
     federation = Federation(
-        provision(parse_federation_spec(federation_mapping()), tmp_path / "fed")
+        provision(
+            parse_federation_spec(federation_mapping()),
+            tmp_path / "fed",
+            allow_unencrypted_keys=True,
+        )
     )
     sent = {"messages": 0}
     codes: dict[str, int] = {}

@@ -61,7 +61,11 @@ def refused(client: GrpcNodeClient) -> AuthenticationError:
 def test_node_of_another_federation_is_refused(
     federation: Federation, transport: GrpcCoordinatorTransport, tmp_path: Path
 ) -> None:
-    other = provision(parse_federation_spec(federation_mapping("other")), tmp_path / "other")
+    other = provision(
+        parse_federation_spec(federation_mapping("other")),
+        tmp_path / "other",
+        allow_unencrypted_keys=True,
+    )
     impostor = GrpcNodeClient(
         kit=load_node_kit(other.out_dir / "nodes" / "hospital-a"),
         node=EchoNode("hospital-a"),
@@ -80,7 +84,11 @@ def test_foreign_certificate_is_refused_by_the_coordinators_tls(
     federation: Federation, transport: GrpcCoordinatorTransport, tmp_path: Path
 ) -> None:
     other = load_node_kit(
-        provision(parse_federation_spec(federation_mapping("other")), tmp_path / "o").out_dir
+        provision(
+            parse_federation_spec(federation_mapping("other")),
+            tmp_path / "o",
+            allow_unencrypted_keys=True,
+        ).out_dir
         / "nodes"
         / "hospital-a"
     )

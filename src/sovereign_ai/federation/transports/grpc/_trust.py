@@ -7,8 +7,10 @@ current roster and revocation list, so a revoked node is locked out at its next 
 reconnection.
 
 The roster and CRL are re-read when any file of the coordinator's kit folder changes (``pki``
-rewrites them atomically on ``add-node`` and ``revoke``); a folder that no longer loads refuses
-every node until it is fixed (fail closed), rather than trusting a stale list.
+rewrites them atomically on ``add-node``, ``renew`` and ``revoke``); a folder that no longer loads
+refuses every node until it is fixed (fail closed), rather than trusting a stale list. Only those
+two files are re-read: the key was decrypted once at start (renewal may re-key the folder under a
+running coordinator, and a passphrase prompt cannot be answered again).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from sovereign_ai.errors import AuthenticationError, ProvisioningError
 from sovereign_ai.federation.transports.grpc._service import NODE_ID_METADATA
-from sovereign_ai.pki import CoordinatorKit, NodeStatus, load_coordinator_kit
+from sovereign_ai.pki import CoordinatorKit, NodeStatus, refresh_trust_lists
 
 __all__ = ["Caller", "PeerAuthenticator", "UnauthenticatedError"]
 
@@ -106,14 +108,14 @@ class PeerAuthenticator:
 
     def _load_locked(self) -> None:
         try:
-            kit = load_coordinator_kit(self._kit.folder)
+            kit = refresh_trust_lists(self._kit)
         except ProvisioningError as exc:
             self._problem = str(exc)
             logger.error("Refusing every node until the coordinator kit loads again: %s", str(exc))
             return
-        if kit.certificate != self._kit.certificate:
+        if kit.roster.coordinator.serial_number != kit.certificate.serial_number:
             logger.warning(
-                "The coordinator certificate in %s changed; restart the coordinator to serve it.",
+                "The coordinator certificate in %s was renewed; restart to serve the new one.",
                 kit.folder,
             )
         self._kit, self._problem = kit, None

@@ -348,7 +348,8 @@ def test_load_file_refuses_unknown_suffixes_and_bad_npz_features(
 ) -> None:
     path = write_text("t.xlsx", "")
     assert refusal(load_file, path, label="y") == (
-        f"{path}: unrecognised file suffix '.xlsx'; expected one of .csv, .npz, .parquet, .pq, .tsv."
+        f"{path}: unrecognised file suffix '.xlsx'; expected one of "
+        ".csv, .npz, .parquet, .pq, .tsv."
     )
     with pytest.raises(ConfigError, match="one features array"):
         load_file(tmp_path / "t.npz", label="y", features=["a", "b"])

@@ -79,7 +79,7 @@ def closest_name(name: str, available: Sequence[str]) -> str | None:
 
 
 def did_you_mean(names: Sequence[str], available: Sequence[str]) -> str:
-    """``"; did you mean 'Diagnosis'? ..."`` for the names a close column exists for, or ``""``."""
+    """``" (did you mean 'Diagnosis'? ...)"`` for names a close column exists for, or ``""``."""
     pairs = [(n, m) for n in names if (m := closest_name(n, available)) is not None]
     if not pairs:
         return ""
@@ -88,7 +88,7 @@ def did_you_mean(names: Sequence[str], available: Sequence[str]) -> str:
     else:
         guesses = ", ".join(f"{m!r} for {n!r}" for n, m in pairs)
     case_only = any(n.strip().casefold() == m.strip().casefold() for n, m in pairs)
-    return f"; did you mean {guesses}?" + (" Names are case-sensitive" if case_only else "")
+    return f" (did you mean {guesses}?" + (" Names are case-sensitive)" if case_only else ")")
 
 
 def _check_name_list(value: object, *, parameter: str, owner: str) -> tuple[str, ...]:

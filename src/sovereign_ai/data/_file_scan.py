@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,11 +28,20 @@ from sovereign_ai.data._delimited import read_delimited
 from sovereign_ai.data.files import FileFormat
 from sovereign_ai.errors import DataError
 
-__all__ = ["FileProblem", "Table", "feature_problems", "label_summary", "read_table"]
+__all__ = [
+    "FileProblem",
+    "Table",
+    "feature_problems",
+    "id_like_note",
+    "label_summary",
+    "read_table",
+]
 
 _ROWS_NAMED = 5  # rows listed per problem; the rest are counted
 _LABELS_NAMED = 5  # unknown label values reported one by one
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_ID_NAME = re.compile(r"(?i)(^|[_\s.-])id$")  # id, patient_id, record-ID; not "fluid"
+_MIN_ROWS_FOR_ID = 20  # fewer distinct counting numbers happen by chance
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Table:
 
 
 def read_table(path: str | os.PathLike[str], found: FileFormat, delimiter: str | None) -> Table:
+    """Read a CSV or Parquet file's columns as text cells."""
     file = existing_file(path, owner="check_file")
     if found is FileFormat.CSV:
         text = read_delimited(path, file, delimiter=delimiter)
@@ -98,7 +109,25 @@ def _rows(indices: Sequence[int], row_name: RowNamer) -> str:
     return named + (f" and {more} more" if more > 0 else "")
 
 
+def id_like_note(name: str, cells: list[str]) -> str | None:
+    """A note if a numeric feature column looks like a record ID rather than a measurement."""
+    named_id = _ID_NAME.search(name) is not None or name.endswith("ID")
+    distinct_counts = (
+        len(cells) >= _MIN_ROWS_FOR_ID
+        and all(cell.isdigit() for cell in cells)
+        and len(set(cells)) == len(cells)
+    )
+    if not (named_id or distinct_counts):
+        return None
+    why = "is named like an ID" if named_id else "holds a different whole number in every row"
+    return (
+        f"Column {name!r} {why}; if it identifies records rather than measuring them, leave it "
+        f"out with --ignore-columns {shlex.quote(name)}: an ID would be learnt as a feature."
+    )
+
+
 def feature_problems(name: str, cells: list[str], row_name: RowNamer) -> list[FileProblem]:
+    """Every problem of a feature column's cells: text, missing values, infinities."""
     rows: dict[str, list[int]] = {"text": [], "missing": [], "infinite": []}
     for index, cell in enumerate(cells):
         problem = feature_cell_problem(cell)
@@ -126,7 +155,7 @@ def feature_problems(name: str, cells: list[str], row_name: RowNamer) -> list[Fi
                 FileProblem(
                     f"Column {name!r} holds text, not numbers ({first!r} in {row_name(text[0])}).",
                     f"If it is an ID, a site name or another column that is not a feature, leave "
-                    f"it out: --ignore-columns {name!r}.",
+                    f"it out: --ignore-columns {shlex.quote(name)}.",
                 )
             )
         else:
@@ -134,7 +163,8 @@ def feature_problems(name: str, cells: list[str], row_name: RowNamer) -> list[Fi
                 FileProblem(
                     f"Column {name!r} has {len(text)} cell(s) that are not numbers "
                     f"({first!r} in {_rows(text, row_name)}).",
-                    f"Correct those cells, or leave the column out with --ignore-columns {name!r}.",
+                    "Correct those cells, or leave the column out with "
+                    f"--ignore-columns {shlex.quote(name)}.",
                 )
             )
     if rows["missing"]:

@@ -26,6 +26,7 @@ from sovereign_ai.data._file_scan import (
     FileProblem,
     Table,
     feature_problems,
+    id_like_note,
     label_summary,
     read_table,
 )
@@ -113,7 +114,14 @@ def _class_problem(
                 "with --classes.",
             )
         ]
-    if len(class_names) < num_classes:
+    folded = [name.strip().casefold() for name in class_names]
+    twins = [n for n in class_names if folded.count(n.strip().casefold()) > 1]
+    if twins:
+        fix = (
+            f"Labels {', '.join(map(repr, twins))} differ only in case or spaces: write each "
+            "class one way, or pass the federation's class list with --classes to find the rows."
+        )
+    elif len(class_names) < num_classes:
         fix = (
             "If this site holds only some of the federation's classes, pass the full list in the "
             "federation's order with --classes, so that every site numbers them alike."
@@ -191,8 +199,8 @@ def check_file(
     class_list = _check_class_list(classes)
     if delimiter is not None:
         delimiter = check_delimiter(delimiter, owner=owner)
-    found = file_format(path, owner=owner) if isinstance(path, str | os.PathLike) else None
-    if found is None or found is FileFormat.NPZ:  # the loader refuses a bad path or suffix
+    found = _format_or_none(path)
+    if found is None or found is FileFormat.NPZ:  # the loader reports a bad path or suffix
         options = _LoadOptions(label, class_list, features, ignore_columns, delimiter)
         return _check_by_loading(path, options, num_features, num_classes)
     if label is None:
@@ -238,7 +246,10 @@ def check_file(
         class_names=class_names,
         class_counts=class_counts,
         problems=tuple(problems),
-        notes=_notes(class_names, class_list, num_classes),
+        notes=(
+            *(n for c in choice.features if (n := id_like_note(c, table.columns[c])) is not None),
+            *_notes(class_names, class_list, num_classes),
+        ),
     )
     if problems:
         return result
@@ -250,6 +261,13 @@ def check_file(
     except DataError as exc:
         return replace(result, problems=(FileProblem(str(exc), _LOAD_FIX),))
     return result
+
+
+def _format_or_none(path: str | os.PathLike[str]) -> FileFormat | None:
+    try:
+        return file_format(path, owner="check_file")
+    except DataError:
+        return None
 
 
 _LOAD_FIX = "Correct the file where the message says, then check it again."

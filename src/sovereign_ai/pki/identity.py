@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import secrets
+import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,7 @@ from sovereign_ai.pki.certificates import (
     key_matches_certificate,
     private_key_to_pem,
     read_certificate,
+    read_private_key,
 )
 from sovereign_ai.pki.passphrase import PassphrasePrompt
 from sovereign_ai.pki.roster import KitManifest, NodeStatus, Roster, read_json_model
@@ -106,6 +110,26 @@ class _Kit:
     def ca_path(self) -> Path:
         """The federation CA certificate (PEM)."""
         return self.folder / CA_CERTIFICATE
+
+    def load_cert_chain_into(self, context: ssl.SSLContext) -> None:
+        """Load this kit's certificate and (decrypted) key into a Python ``ssl`` context.
+
+        ``ssl`` reads keys from files only. The key is written to a private temporary folder
+        encrypted under a one-time password held in memory, loaded, and deleted at once, so the
+        key never rests unencrypted on disk and no passphrase prompt appears. The certificate and
+        key are the ones loaded with the kit, even if renewal has replaced the files since.
+
+        Raises
+        ------
+        ssl.SSLError
+            If OpenSSL refuses the pair.
+        """
+        one_time = secrets.token_bytes(32)
+        key = private_key_to_pem(read_private_key(self.private_key_pem), passphrase=one_time)
+        with tempfile.TemporaryDirectory(prefix="sovereign-kit-") as folder:  # mode 0700
+            chain = Path(folder) / "chain.pem"
+            chain.write_bytes(self.certificate_pem + key)
+            context.load_cert_chain(chain, password=one_time)
 
 
 @dataclass(frozen=True)

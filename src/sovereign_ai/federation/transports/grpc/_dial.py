@@ -62,7 +62,7 @@ def _context(kit: Kit) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and host-name checks
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_verify_locations(cadata=kit.ca_pem.decode("ascii"))
-    context.load_cert_chain(kit.certificate_path, kit.private_key_path)
+    kit.load_cert_chain_into(context)  # the key decrypted in memory, never on disk
     context.set_alpn_protocols(["h2"])
     return context
 

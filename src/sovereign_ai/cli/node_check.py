@@ -97,7 +97,11 @@ def check(
         f"[bold red]FAIL[/] {escape(str(data))} does not fit job {spec.job.name!r}: "
         f"{count} problem{'s' if count > 1 else ''}."
     )
+    listing = Table.grid(padding=(0, 1))  # wraps each problem under itself, not under "1."
+    listing.add_column(justify="right")
+    listing.add_column()
     for number, problem in enumerate(result.problems, start=1):
-        console.print(f" {number}. {escape(problem.problem)}")
-        console.print(f"    [cyan]->[/] {escape(problem.fix)}")
+        listing.add_row(f" {number}.", escape(problem.problem))
+        listing.add_row("", f"[cyan]->[/] {escape(problem.fix)}")
+    console.print(listing)
     raise typer.Exit(code=1)

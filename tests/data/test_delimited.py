@@ -83,7 +83,7 @@ def test_an_ambiguous_file_is_refused_with_a_delimiter_hint(write_text: WriteTex
     message = refusal(load_csv, path, label="y")
     assert message.startswith(f"{path}: the delimiter is ambiguous")
     assert "',' (2 columns) or ';' (2 columns)" in message
-    assert "--delimiter ','" in message
+    assert "(on the command line: --delimiter ',' or --delimiter ';')" in message
 
 
 def test_a_single_column_file_is_refused_with_a_hint(write_text: WriteText) -> None:
@@ -99,13 +99,26 @@ def test_a_wrong_explicit_delimiter_names_the_one_that_fits(write_text: WriteTex
     path = write_text("export.csv", EXPORT)
     message = refusal(load_csv, path, label="Diagnosis", delimiter=",")
     assert "reads as a single column with the delimiter ','" in message
-    assert "the file looks ';'-delimited" in message
+    assert (
+        "the file looks ';'-delimited: pass delimiter=';' (on the command line: --delimiter ';')"
+        in message
+    )
 
 
 def test_decimal_commas_in_a_semicolon_file_are_refused_by_cell(write_text: WriteText) -> None:
     path = write_text("t.csv", "a;b;y\n1,5;2;x\n2,5;3;z\n")
     message = refusal(load_csv, path, label="y")
     assert "column 'a', row 1 (line 2): expected a number; got '1,5'" in message
+    assert message.endswith("(not a number); write decimals with '.', as in 70.5.")
+
+
+def test_a_column_of_text_is_refused_with_the_option_to_leave_it_out(
+    write_text: WriteText,
+) -> None:
+    message = refusal(load_csv, write_text("export.csv", EXPORT), label="Diagnosis")
+    assert "column 'Site', row 1 (line 2): expected a number; got 'north' instead" in message
+    assert "the column holds no numbers at all" in message
+    assert message.endswith("(on the command line: --ignore-columns Site).")
 
 
 def test_detection_reads_only_the_first_lines_and_rows_past_them_are_still_checked(

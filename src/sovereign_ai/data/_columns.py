@@ -41,6 +41,7 @@ __all__ = [
 RowNamer = Callable[[int], str]
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")  # 70,5: a spreadsheet's locale, not a number here
 _MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
 # Narrower for labels: "none", "?" or "-" may well be a class ("none" of a symptom).
 _MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "null"})
@@ -240,9 +241,21 @@ def parse_number_cells(
         if _NUMBER.fullmatch(cell) is None:
             raise DataError(
                 f"{path}: column {column!r}, {row_name(index)}: expected a number; got "
-                f"{cell!r} instead ({_cell_problem(cell)})."
+                f"{cell!r} instead ({_cell_problem(cell)}){_number_hint(column, cell, cells)}."
             )
     return np.array([float(c) for c in cells], dtype=np.float64)
+
+
+def _number_hint(column: str, cell: str, cells: Sequence[str]) -> str:
+    """What to do about a cell that is not a number, when the column shows it."""
+    if _DECIMAL_COMMA.fullmatch(cell):
+        return "; write decimals with '.', as in 70.5"
+    if _cell_problem(cell) == "not a number" and not any(_NUMBER.fullmatch(c) for c in cells):
+        return (
+            "; the column holds no numbers at all: if it is not a feature (an ID, a site name), "
+            f"leave it out with ignore_columns (on the command line: --ignore-columns {column})"
+        )
+    return ""
 
 
 def check_finite_features(

@@ -122,10 +122,10 @@ def detect_delimiter(path: str | os.PathLike[str], text: str) -> str:
     winners = [d for d, (alike, _) in scores.items() if alike == best]
     if len(winners) > 1:
         choices = " or ".join(f"{spell(d)} ({scores[d][1]} columns)" for d in winners)
+        options = " or ".join(f"--delimiter {spell(d)}" for d in winners)
         raise DelimiterError(
             f"{path}: the delimiter is ambiguous: the first lines split equally well by "
-            f"{choices}. Name it with the 'delimiter' option (on the command line: "
-            f"--delimiter {spell(winners[0])})."
+            f"{choices}. Name it with the 'delimiter' option (on the command line: {options})."
         )
     return winners[0]
 
@@ -164,13 +164,19 @@ def _read_text(path: str | os.PathLike[str], file: Path) -> str:
 
 def _single_column_error(path: str | os.PathLike[str], text: str, delimiter: str) -> DelimiterError:
     try:
-        hint = f"the file looks {spell(detect_delimiter(path, text))}-delimited: pass that"
+        found = detect_delimiter(path, text)
+        hint = (
+            f"the file looks {spell(found)}-delimited: pass delimiter={found!r} (on the command "
+            f"line: --delimiter {spell(found)}), or leave the option out to detect it"
+        )
     except DataError:
-        hint = "pass the character that separates its fields"
+        hint = (
+            "pass the character that separates its fields as the 'delimiter' option (on the "
+            "command line: --delimiter CHAR)"
+        )
     return DelimiterError(
         f"{path}: reads as a single column with the delimiter {spell(delimiter)} "
-        f"(first line: {_header_preview(text)!r}); {hint} as the 'delimiter' option "
-        "(on the command line: --delimiter CHAR), or leave it out to detect it."
+        f"(first line: {_header_preview(text)!r}); {hint}."
     )
 
 

@@ -43,6 +43,7 @@ def test_node_warned_about_its_certificate(spec: FederationSpec, tmp_path: Path)
     assert len(warnings) == 1
     assert "node certificate of 'hospital-a' expires on" in warnings[0]
     assert "(in 9 days)" in warnings[0] or "(in 10 days)" in warnings[0]
+    assert "renew it with `sovereign provision renew hospital-a --out DIR`" in warnings[0]
     assert expiry_warnings(kit, within_days=5) == []
 
 
@@ -53,6 +54,7 @@ def test_coordinator_warned_about_every_active_node(spec: FederationSpec, tmp_pa
 
     warnings = expiry_warnings(kit, within_days=30)
 
+    assert all("sovereign provision renew" in warning for warning in warnings)
     subjects = [warning.split(" expires on")[0] for warning in warnings]
     assert subjects == [
         "The coordinator certificate of 'coordinator'",
@@ -68,6 +70,7 @@ def test_expired_certificate_is_reported_as_expired(federation: ProvisionReport)
 
     assert warnings[0].startswith("The node certificate of 'hospital-a' expired on")
     assert "days ago" in warnings[0]
+    assert "`sovereign provision renew hospital-a --out DIR`" in warnings[0]
 
 
 def test_ca_expiry_is_warned_about(federation: ProvisionReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 from pathlib import Path
 
@@ -161,6 +162,153 @@ def test_help_explains_every_command() -> None:
     result = runner.invoke(app, ["provision", "--help"])
 
     assert result.exit_code == 0
-    for command in ("create", "add-node", "revoke", "check"):
+    for command in ("create", "add-node", "renew", "revoke", "list", "check"):
         assert command in result.output
     assert "FEDERATION.toml --out DIR" in result.output
+
+
+def _serial(folder: Path) -> int:
+    return load_node_kit(folder, passphrase=PASSPHRASE.encode()).certificate.serial_number
+
+
+def test_keys_are_encrypted_with_the_default_variable_named_in_each_kit(out: Path) -> None:
+    key = out / "nodes" / "hcl-lyon" / "node.key"
+
+    assert key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert '"variable": "SOVEREIGN_KIT_PASSPHRASE"' in (key.parent / "kit.json").read_text()
+
+
+def test_passphrase_file_option_records_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret = tmp_path / "kit.pass"
+    secret.write_text("from a file, long enough\n")
+    secret.chmod(0o600)
+
+    result = runner.invoke(
+        app, ["provision", str(EXAMPLE), "--out", "f", "--passphrase-file", "kit.pass"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"passphrase from the file {secret}" in result.output
+    kit = load_node_kit(tmp_path / "f" / "nodes" / "hcl-lyon")  # reads the file on its own
+    assert kit.manifest.key_passphrase is not None and kit.manifest.key_passphrase.path == secret
+
+
+def test_passphrase_options_are_exclusive_and_unencrypted_keys_warn(tmp_path: Path) -> None:
+    both = runner.invoke(
+        app,
+        [
+            *("provision", str(EXAMPLE), "-o", str(tmp_path / "a")),
+            *("--passphrase-prompt", "--allow-unencrypted-keys"),
+        ],
+    )
+    plain = runner.invoke(
+        app, ["provision", str(EXAMPLE), "-o", str(tmp_path / "b"), "--allow-unencrypted-keys"]
+    )
+
+    assert both.exit_code == 2
+    assert "Choose one of" in both.output and not (tmp_path / "a").exists()
+    assert plain.exit_code == 0, plain.output
+    assert "INSECURE" in plain.output and "NOT encrypted" in plain.output
+    assert not load_node_kit(tmp_path / "b" / "nodes" / "hcl-lyon").is_key_encrypted
+
+
+def test_missing_passphrase_without_a_terminal_says_how_to_give_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOVEREIGN_KIT_PASSPHRASE")
+
+    result = runner.invoke(app, ["provision", str(EXAMPLE), "--out", str(tmp_path / "f")])
+
+    assert result.exit_code == 2
+    assert "set SOVEREIGN_KIT_PASSPHRASE" in result.output and "--passphrase-file" in result.output
+    assert not (tmp_path / "f").exists()
+
+
+def test_renew_keeps_the_key_and_the_coordinator_admits_the_new_certificate(out: Path) -> None:
+    folder = out / "nodes" / "hcl-lyon"
+    key_before, serial_before = (folder / "node.key").read_bytes(), _serial(folder)
+
+    result = runner.invoke(app, ["provision", "renew", "hcl-lyon", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert "still works until it expires" in result.output
+    assert "Copy node.pem from" in result.output
+    assert (folder / "node.key").read_bytes() == key_before
+    coordinator = load_coordinator_kit(out / "coordinator")
+    assert _serial(folder) != serial_before
+    entry = coordinator.roster.node("hcl-lyon")
+    assert entry is not None and entry.serial_number == _serial(folder)
+
+
+def test_renew_with_a_new_key_and_revoke_old_then_check_the_old_kit(
+    out: Path, tmp_path: Path
+) -> None:
+    site = shutil.copytree(out / "nodes" / "hcl-lyon", tmp_path / "site")  # as installed
+
+    result = runner.invoke(
+        app,
+        [
+            *("provision", "renew", "hcl-lyon", "--out", str(out)),
+            *("--new-key", "--revoke-old", "--reason", "key leaked"),
+        ],
+    )
+    old = runner.invoke(app, ["provision", "check", str(site), "--roster", str(out)])
+    new = runner.invoke(app, ["provision", "check", str(out / "nodes" / "hcl-lyon")])
+
+    assert result.exit_code == 0, result.output
+    assert "is revoked: it is refused from now on" in result.output
+    assert "node.pem and node.key" in result.output
+    assert old.exit_code == 1, old.output
+    assert "revoked:" in old.output and "key leaked" in old.output
+    assert new.exit_code == 0, new.output
+    assert "Enrolled: active" in new.output
+
+
+def test_renew_refuses_passphrase_options_without_a_new_key(out: Path) -> None:
+    result = runner.invoke(
+        app, ["provision", "renew", "hcl-lyon", "--out", str(out), "--passphrase-prompt"]
+    )
+
+    assert result.exit_code == 2
+    assert "apply to a new key only" in result.output
+
+
+def test_check_reports_a_revoked_kit_as_revoked(out: Path) -> None:
+    runner.invoke(app, ["provision", "revoke", "hcl-lyon", "--out", str(out), "--reason", "gone"])
+
+    result = runner.invoke(app, ["provision", "check", str(out / "nodes" / "hcl-lyon")])
+
+    assert result.exit_code == 1, result.output
+    assert "revoked: the node certificate of 'hcl-lyon'" in result.output
+    assert "gone" in result.output and "The coordinator refuses it" in result.output
+
+
+def test_check_of_a_kit_away_from_its_roster_says_so(out: Path, tmp_path: Path) -> None:
+    site = shutil.copytree(out / "nodes" / "hcl-lyon", tmp_path / "site")
+
+    result = runner.invoke(app, ["provision", "check", str(site)])
+
+    assert result.exit_code == 0, result.output
+    assert "key encrypted (passphrase from the environment variable" in result.output
+    assert "Enrolment not checked" in result.output and "--roster" in result.output
+
+
+def test_list_shows_every_party_and_its_state(out: Path) -> None:
+    runner.invoke(app, ["provision", "revoke", "hcl-lyon", "--out", str(out), "--reason", "gone"])
+    runner.invoke(app, ["provision", "renew", "amc-amsterdam", "--out", str(out)])
+
+    result = runner.invoke(app, ["provision", "list", str(out / "coordinator")])
+    soon = runner.invoke(app, ["provision", "list", str(out), "--within-days", "4000"])
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[2].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert set(rows) >= {"coordinator", *NODES}
+    assert "revoked" in rows["hcl-lyon"] and "gone" in rows["hcl-lyon"]
+    assert "active" in rows["charite-berlin"]
+    assert "renewed 1x" in rows["amc-amsterdam"]
+    assert f"{len(NODES)} nodes enrolled" in result.output
+    assert soon.output.count("expiring soon") == len(NODES)  # the revoked node is not expiring
+    assert "sovereign provision renew charite-berlin" in soon.output

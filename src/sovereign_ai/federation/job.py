@@ -122,6 +122,19 @@ _NUMBER_TEXT = re.compile(
 )
 
 
+def _as_toml_unquoted(value: object) -> str:
+    """``value`` as TOML text, with numbers written as text unquoted: ``["8"]`` -> ``[8]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        return text if _NUMBER_TEXT.fullmatch(text) else json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_toml_unquoted(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{k} = {_as_toml_unquoted(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }"
+    return json.dumps(value)
+
+
 def _holds_quoted_number(value: object) -> bool:
     """Whether ``value``, or an item of a list or table in it, is a number written as text."""
     if isinstance(value, str):
@@ -327,7 +340,12 @@ def _describe(error: ErrorDetails) -> str:
     if error["type"] == _QUOTED_OPTION:
         context = error.get("ctx") or {}
         key = ".".join([*location, str(context.get("key"))])
-        return f"'{key}' must hold numbers without quotes; got {context.get('value')!r}"
+        value = context.get("value")
+        name = str(context.get("key"))
+        return (
+            f"'{key}' must hold numbers without quotes; got {value!r} "
+            f"(write {name} = {_as_toml_unquoted(value)})"
+        )
     key = ".".join(location) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"unknown key '{key}'"

@@ -54,7 +54,8 @@ class _ResidualBlock(nn.Module):
         self.linear = _linear(width, width, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.linear(torch.relu(self.norm(x)))  # (n, width)
+        step: torch.Tensor = self.linear(torch.relu(self.norm(x)))  # (n, width)
+        return x + step
 
 
 class WardNet(nn.Module):

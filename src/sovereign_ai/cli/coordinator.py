@@ -320,6 +320,11 @@ def _print_status(console: Console, report: CoordinatorStatus) -> None:
         for node_id, why in sorted(report.failures.items()):
             failures.add_row(node_id, escape(why))
         console.print(failures)
+    if report.refused:
+        console.print(
+            "Refused at the door: "
+            + ", ".join(f"{node} ({why})" for node, why in sorted(report.refused.items()))
+        )
     if report.metrics:
         console.print(
             "Last round: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report.metrics.items()))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sovereign_ai.errors import ConfigError, FederationError
+from sovereign_ai.federation.run_folder import RunFolder
 from sovereign_ai.pki import KeyEncryption, PassphraseSource, parse_federation_spec, provision
 
 __all__ = ["LocalFederation", "free_port"]
@@ -48,7 +49,7 @@ class LocalFederation:
     Parameters
     ----------
     folder
-        Working folder: ``kits/``, ``logs/`` and the coordinator's ``state/`` go here.
+        Working folder: ``kits/``, ``logs/`` and the coordinator's run folder ``run/`` go here.
     node_names
         The nodes to provision.
     port
@@ -73,9 +74,9 @@ class LocalFederation:
         return self.folder / "kits"
 
     @property
-    def state(self) -> Path:
-        """The coordinator's state folder."""
-        return self.folder / "state"
+    def run(self) -> RunFolder:
+        """The coordinator's run folder (state, metrics, plot, final model, status)."""
+        return RunFolder(self.folder / "run")
 
     @property
     def passphrase_file(self) -> Path:
@@ -128,15 +129,15 @@ class LocalFederation:
             str(self.kits / "coordinator"),
             "--job",
             str(Path(job).resolve()),
-            "--state",
-            str(self.state),
+            "--out",
+            str(self.run.path),
             "--listen",
             f"127.0.0.1:{self.port}",
             *extra,
         ]
         if resume:
             args.append("--resume")
-        self.coordinator = self._spawn("coordinator", args)
+        self.coordinator = self._spawn("coordinator", _command(*args))
         return self.coordinator
 
     def start_node(
@@ -154,15 +155,24 @@ class LocalFederation:
             label,
             *extra,
         ]
-        self.nodes[name] = self._spawn(name, args)
+        self.nodes[name] = self._spawn(name, _command(*args))
         return self.nodes[name]
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start_python(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``python argv...`` as node ``name`` (e.g. a test's own node program)."""
+        self.nodes[name] = self._spawn(name, [sys.executable, *argv])
+        return self.nodes[name]
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.log(name), "ab")  # noqa: SIM115  # the child owns it; closed on exit
         env = {**os.environ, "COLUMNS": "100", "PYTHONUNBUFFERED": "1"}
         try:
             return subprocess.Popen(
-                _command(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.folder,
             )
         finally:
             log.close()
@@ -197,7 +207,7 @@ class LocalFederation:
     # Watching -----------------------------------------------------------------------------------
     def durable_round(self) -> int:
         """The last round the coordinator has made durable (-1 before round 0)."""
-        database = self.state / "rounds" / "state.db"
+        database = self.run.state / "state.db"
         if not database.exists():
             return -1
         try:
@@ -232,7 +242,7 @@ class LocalFederation:
         """The metrics the coordinator recorded for a durable round ({} if not there)."""
         import json
 
-        database = self.state / "rounds" / "state.db"
+        database = self.run.state / "state.db"
         try:
             with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
                 row = db.execute(

@@ -151,7 +151,7 @@ def test_too_few_nodes_stops_the_job_naming_the_missing(
     federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
 ) -> None:
     job = write_job(tmp_path, rounds=5, epochs=1, timeout=5, wait_s=2, min_nodes=3)
-    federation.start_coordinator(job)
+    federation.start_coordinator(job, extra=["--max-wait-s", "10"])
     start_nodes(federation, node_files)
     federation.wait_for_round(1, timeout_s=180)
     federation.kill("south")

@@ -142,7 +142,7 @@ class ConnectedNode(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., seconds_since_seen: _Optional[float] = ..., is_busy: _Optional[bool] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("federation", "coordinator", "job_id", "round_number", "total_rounds", "stage", "nodes", "metrics", "uptime_s", "state", "reason", "final_model", "failures")
+    __slots__ = ("federation", "coordinator", "job_id", "round_number", "total_rounds", "stage", "nodes", "metrics", "uptime_s", "state", "reason", "final_model", "failures", "refused")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,13 @@ class StatusReply(_message.Message):
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     class FailuresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class RefusedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +177,7 @@ class StatusReply(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     FINAL_MODEL_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     federation: str
     coordinator: str
     job_id: str
@@ -183,4 +191,5 @@ class StatusReply(_message.Message):
     reason: str
     final_model: str
     failures: _containers.ScalarMap[str, str]
-    def __init__(self, federation: _Optional[str] = ..., coordinator: _Optional[str] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., total_rounds: _Optional[int] = ..., stage: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[ConnectedNode, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., uptime_s: _Optional[float] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., final_model: _Optional[str] = ..., failures: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    refused: _containers.ScalarMap[str, str]
+    def __init__(self, federation: _Optional[str] = ..., coordinator: _Optional[str] = ..., job_id: _Optional[str] = ..., round_number: _Optional[int] = ..., total_rounds: _Optional[int] = ..., stage: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[ConnectedNode, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., uptime_s: _Optional[float] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., final_model: _Optional[str] = ..., failures: _Optional[_Mapping[str, str]] = ..., refused: _Optional[_Mapping[str, str]] = ...) -> None: ...

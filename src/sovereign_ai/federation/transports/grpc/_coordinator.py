@@ -24,7 +24,7 @@ from sovereign_ai.federation.transports.grpc._service import service_handler
 from sovereign_ai.federation.transports.grpc._servicer import CoordinatorServicer
 from sovereign_ai.federation.transports.grpc._status import ConnectedNode, CoordinatorStatus
 from sovereign_ai.federation.transports.grpc._trust import PeerAuthenticator
-from sovereign_ai.pki import CoordinatorKit
+from sovereign_ai.pki import CoordinatorKit, NodeStatus
 
 if TYPE_CHECKING:
     from sovereign_ai.federation.coordinator import RoundReport
@@ -275,9 +275,15 @@ class GrpcCoordinatorTransport:
     def status(self) -> CoordinatorStatus:
         """A snapshot of this coordinator (what ``Status`` calls return).
 
-        Nodes revoked meanwhile are not listed, even while they still hold a connection.
+        Nodes revoked meanwhile are not listed as connected, even while they still hold a
+        connection; they are listed as refused.
         """
         active = self._auth.active_nodes()
+        refused = {
+            entry.name: f"certificate {entry.status.value}"
+            for entry in self._auth.kit.roster.nodes
+            if entry.status is not NodeStatus.ACTIVE
+        }
         nodes = tuple(
             ConnectedNode(a.node_id, a.seconds_since_seen, a.is_busy)
             for a in self._book.activity()
@@ -285,7 +291,9 @@ class GrpcCoordinatorTransport:
         )
         with self._status_lock:
             current = self._status
-        return replace(current, nodes=nodes, uptime_s=time.monotonic() - self._started)
+        return replace(
+            current, nodes=nodes, refused=refused, uptime_s=time.monotonic() - self._started
+        )
 
     def _update_status(self, **changes: Any) -> None:
         with self._status_lock:

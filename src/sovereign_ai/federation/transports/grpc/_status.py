@@ -72,6 +72,8 @@ class CoordinatorStatus:
         Where the final model was written, once the job finished.
     failures
         Nodes of the latest round that failed or whose answer was refused, with the reason.
+    refused
+        Enrolled nodes the coordinator no longer admits (revoked), with the reason.
     """
 
     federation: str
@@ -87,6 +89,7 @@ class CoordinatorStatus:
     reason: str = ""
     final_model: str = ""
     failures: Mapping[str, str] = field(default_factory=dict)
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     def to_message(self) -> pb.StatusReply:
         """The wire form."""
@@ -104,6 +107,8 @@ class CoordinatorStatus:
         )
         for node_id, why in self.failures.items():
             reply.failures[node_id] = why
+        for node_id, why in self.refused.items():
+            reply.refused[node_id] = why
         for node in self.nodes:
             reply.nodes.add(
                 node_id=node.node_id,
@@ -137,6 +142,7 @@ class CoordinatorStatus:
             reason=reply.reason,
             final_model=reply.final_model,
             failures={node: reply.failures[node] for node in sorted(reply.failures)},
+            refused={node: reply.refused[node] for node in sorted(reply.refused)},
         )
 
 

@@ -264,7 +264,7 @@ def test_renew_with_a_new_key_and_revoke_old_then_check_the_old_kit(
     assert old.exit_code == 1, old.output
     assert "revoked:" in old.output and "key leaked" in old.output
     assert new.exit_code == 0, new.output
-    assert "Enrolled: active" in new.output
+    assert "Enrolled on the federation's roster: active" in new.output
 
 
 def test_renew_refuses_passphrase_options_without_a_new_key(out: Path) -> None:
@@ -283,7 +283,7 @@ def test_check_reports_a_revoked_kit_as_revoked(out: Path) -> None:
 
     assert result.exit_code == 1, result.output
     assert "revoked: the node certificate of 'hcl-lyon'" in result.output
-    assert "gone" in result.output and "The coordinator refuses it" in result.output
+    assert "gone" in result.output and "the coordinator refuses it" in result.output
 
 
 def test_check_of_a_kit_away_from_its_roster_says_so(out: Path, tmp_path: Path) -> None:

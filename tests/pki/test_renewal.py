@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,7 @@ def test_new_key_is_fresh_and_encrypted_with_the_given_passphrase(
     assert report.has_new_key
     assert _public_key(new.certificate) != _public_key(old.certificate)
     assert (folder / "node.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+    assert stat.S_IMODE((folder / "node.key").stat().st_mode) == 0o600
     assert new.manifest.key_passphrase == PassphraseSource.file(other)
     with pytest.raises(ProvisioningError, match="does not decrypt"):
         load_node_kit(folder, passphrase=PASSPHRASE)

@@ -274,7 +274,10 @@ def renew(
     if kit.role is Role.COORDINATOR:
         install = "Restart the coordinator to serve the new certificate."
     else:
-        install = f"Copy {files} from {kit.folder} to the site and restart its node."
+        install = (
+            f"Copy {files} from {kit.folder} to the site and restart its node. A coordinator "
+            f"whose kit is not {out / 'coordinator'} needs its new roster.json and crl.pem."
+        )
     console.print(f"The replaced certificate {replaced} {fate}. {install}", highlight=False)
 
 
@@ -392,16 +395,15 @@ def check(
     if standing.state is EnrolmentState.REPLACED:
         console.print(f"[bold yellow]warning:[/] This certificate was {standing.detail}.")
     elif not standing.is_usable:
-        detail = f": {standing.detail}" if standing.detail else ""
+        detail = f" ({standing.detail})" if standing.detail else ""
         console.print(
             f"[bold red]{standing.state.value}:[/] the {kit.manifest.role.value} certificate of "
-            f"{kit.name!r} ({standing.serial_number:x}) is {standing.state.value}{detail}. The "
-            "coordinator refuses it.",
+            f"{kit.name!r} is {standing.state.value}{detail}; the coordinator refuses it.",
             highlight=False,
         )
         raise typer.Exit(code=1)
     else:
-        console.print(f"Enrolled: {standing.state.value} on the federation's roster.")
+        console.print(f"Enrolled on the federation's roster: {standing.state.value}.")
 
 
 _STATE_STYLE = {

@@ -214,6 +214,16 @@ def test_kit_no_longer_kept_needs_a_new_key(
     assert (kit.folder / "node.toml").is_file()
 
 
+def test_half_written_kit_folder_is_named(federation: ProvisionReport) -> None:
+    folder = federation.out_dir / "nodes" / "hospital-a"
+    (folder / "kit.json").unlink()
+
+    with pytest.raises(ProvisioningError, match=r"holds no kit\.json.*remove that folder"):
+        renew_certificate(
+            federation.out_dir, "hospital-a", allow_unencrypted_keys=True, new_key=True
+        )
+
+
 def test_stale_kit_folder_is_not_re_certified(federation: ProvisionReport) -> None:
     out = federation.out_dir
     stale = (out / "nodes" / "hospital-a" / "node.pem").read_bytes()

@@ -271,6 +271,12 @@ def _current_manifest(
                 f"{entry.name!r}; the provisioning folder is mixed up."
             )
         return manifest
+    if folder.exists():
+        raise ProvisioningError(
+            f"{folder} exists but holds no {MANIFEST_FILE} (left over from an interrupted run?); "
+            f"remove that folder and renew again with `sovereign provision renew {entry.name} "
+            "--new-key`."
+        )
     if role is Role.COORDINATOR or not new_key:
         raise ProvisioningError(
             f"{folder} holds no kit ({MANIFEST_FILE} is missing), so there is no key to "

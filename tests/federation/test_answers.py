@@ -1,4 +1,4 @@
-"""Each stage refuses answers that fit the wire but not the stage, naming the node and the problem."""
+"""Each stage refuses answers that fit the wire but not the stage, naming node and problem."""
 
 from __future__ import annotations
 
@@ -106,9 +106,7 @@ def test_an_update_with_an_unknown_metric_is_refused() -> None:
 
 
 # Statistics -------------------------------------------------------------------------------------
-def statistics(
-    rows: np.ndarray, **changes: np.ndarray | None
-) -> tuple[dict[str, np.ndarray], int]:
+def statistics(rows: np.ndarray, **changes: np.ndarray | None) -> tuple[dict[str, np.ndarray], int]:
     tensors = {
         "count": np.array([len(rows)], np.float32),
         "sum": rows.sum(axis=0),
@@ -194,7 +192,8 @@ def test_evaluations_that_do_not_fit_are_refused(
     examples: int, metrics: dict[str, float], problem: str
 ) -> None:
     with pytest.raises(InvalidAnswerError, match=problem):
-        check_evaluation(answer(Stage.EVALUATE, {}, examples=examples, metrics=metrics), rules=RULES)
+        result = answer(Stage.EVALUATE, {}, examples=examples, metrics=metrics)
+        check_evaluation(result, rules=RULES)
 
 
 def test_an_evaluation_with_tensors_is_refused_and_one_without_rows_is_accepted() -> None:

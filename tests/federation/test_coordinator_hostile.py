@@ -210,9 +210,7 @@ def test_statistics_from_a_hostile_node_are_refused_and_scaling_uses_the_others(
                 "sum": rows.sum(0),
                 "sum_sq": np.square(rows).sum(0),
             }
-            return Result(
-                task.job_id, 0, task.stage, self.node_id, len(rows), Parameters(tensors)
-            )
+            return Result(task.job_id, 0, task.stage, self.node_id, len(rows), Parameters(tensors))
 
     a = np.array([[1.0, 2.0], [3.0, 4.0]])
     b = np.array([[5.0, 6.0]])
@@ -229,7 +227,7 @@ def test_statistics_from_a_hostile_node_are_refused_and_scaling_uses_the_others(
 
 def test_a_round_waits_for_the_minimum_then_goes_on_with_those_present() -> None:
     """Asked for 3 nodes, with one offline: waits the job's time, then runs with the 2 there."""
-    transport = InMemoryTransport(list(HONEST) + [Site("gamma", 2.0)])
+    transport = InMemoryTransport([*HONEST, Site("gamma", 2.0)])
     transport.set_offline("gamma")
     waits: list[tuple[int, int]] = []
 

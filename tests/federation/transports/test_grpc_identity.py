@@ -6,12 +6,14 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
 
+from sovereign_ai.core import Result, StageOutcome, Task
 from sovereign_ai.errors import AuthenticationError, TransportError
 from sovereign_ai.federation.transports.grpc import (
     GrpcCoordinatorTransport,
@@ -35,6 +37,7 @@ from .conftest import (
     node_client,
     running,
     task_for,
+    wait_for,
 )
 from .forged_kits import CLIENT, NOW, SERVER, issue, kit_with
 
@@ -361,3 +364,36 @@ def test_plaintext_node_cannot_reach_a_tls_coordinator(
             allow_insecure=True,
             timeout_s=2.0,
         )
+
+
+def test_a_task_held_by_a_node_revoked_mid_stage_fails_at_once(
+    federation: Federation, transport: GrpcCoordinatorTransport
+) -> None:
+    """The stage does not wait for its deadline; the failure names the revocation."""
+    release = threading.Event()
+
+    class Stuck(EchoNode):
+        def handle(self, task: Task) -> Result:
+            release.wait(30)  # holds the task, as a node training a large model would
+            return super().handle(task)
+
+    client = node_client(federation, "hospital-a", transport.port, node=Stuck("hospital-a"))
+    with running([client]):
+        transport.wait_for_nodes(1, timeout_s=10.0)
+        outcome: list[StageOutcome] = []
+        stage = threading.Thread(
+            target=lambda: outcome.append(
+                transport.run_stage([task_for("hospital-a")], timeout_s=600.0)
+            )
+        )
+        stage.start()
+        wait_for(lambda: any(n.is_busy for n in transport.status().nodes))
+        revoke_node(federation.out_dir, "hospital-a", reason="laptop stolen")
+        stage.join(30.0)
+        release.set()
+        assert not stage.is_alive(), "the stage waited for its 600 s deadline"
+
+    assert outcome[0].results == []
+    assert "revoked" in outcome[0].failures["hospital-a"]
+    assert transport.status().refused == {"hospital-a": "certificate revoked"}
+    assert [n.node_id for n in transport.status().nodes] == []

@@ -10,9 +10,10 @@ import pytest
 from sklearn.datasets import load_iris
 
 from sovereign_ai.core import Parameters, Transport
-from sovereign_ai.federation import Coordinator, InMemoryTransport, LocalData, Node
+from sovereign_ai.federation import Coordinator, InMemoryTransport, LocalData, Node, RoundReport
 from sovereign_ai.federation.transports.grpc import (
     GrpcCoordinatorTransport,
+    JobEnd,
     fetch_status,
 )
 from sovereign_ai.learning import create_model, get_parameters
@@ -160,10 +161,45 @@ def test_second_coordinator_cannot_take_a_port_in_use(
 ) -> None:
     from sovereign_ai.errors import TransportError
 
-    with pytest.raises(TransportError, match="Cannot listen on"):
+    with pytest.raises(TransportError, match="is already in use: is another coordinator"):
         GrpcCoordinatorTransport(
             kit=federation.coordinator_kit(), bind_address=f"127.0.0.1:{transport.port}"
         )
+    with pytest.raises(TransportError, match="not an address of this machine"):
+        GrpcCoordinatorTransport(kit=federation.coordinator_kit(), bind_address="192.0.2.1:50051")
+
+
+def test_nodes_hear_the_job_ended_and_stop(
+    federation: Federation, transport: GrpcCoordinatorTransport
+) -> None:
+    clients = [node_client(federation, name, transport.port) for name in NODES[:2]]
+    transport.on_round_end(
+        RoundReport(round_number=3, cohort=[], answered=[], failures={}, metrics={"acc": 0.9})
+    )
+    ended: list[JobEnd | None] = []
+    threads = [
+        threading.Thread(target=lambda c=c: ended.append(c.serve_forever())) for c in clients
+    ]
+    for thread in threads:
+        thread.start()
+    transport.wait_for_nodes(2, timeout_s=10.0)
+    transport.end_job(job_id="job-1", is_finished=False, reason="too few nodes", rounds_completed=3)
+    assert transport.wait_until_nodes_told(timeout_s=10.0) == []
+    for thread in threads:
+        thread.join(10.0)
+        assert not thread.is_alive(), "a node kept polling after the job ended"
+
+    assert ended == [ended[0], ended[0]]
+    assert ended[0] == JobEnd(
+        job_id="job-1",
+        is_finished=False,
+        reason="too few nodes",
+        rounds_completed=3,
+        total_rounds=0,
+        metrics={"acc": 0.9},
+    )
+    status = transport.status()
+    assert (status.state, status.reason) == ("failed", "too few nodes")
 
 
 def test_transport_satisfies_the_protocol(transport: GrpcCoordinatorTransport) -> None:

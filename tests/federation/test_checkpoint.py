@@ -76,3 +76,29 @@ def test_unwritable_folder_gives_checkpoint_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="Cannot open"):
         CheckpointStore(blocker / "state")
+
+
+def test_round_records_keep_who_took_part(tmp_path: Path) -> None:
+    record = {"cohort": ["a", "b"], "answered": ["a"], "failures": {"b": "late"}, "attempts": 2}
+    with CheckpointStore(tmp_path) as store:
+        store.save_round(round_number=0, parameters=params(0), strategy_state={}, metrics={})
+        store.save_round(
+            round_number=1, parameters=params(1), strategy_state={}, metrics={"x": 1.0},
+            record=record,
+        )  # fmt: skip
+    with CheckpointStore(tmp_path) as reopened:
+        assert reopened.round_records() == [{"round": 1, "metrics": {"x": 1.0}, **record}]
+
+
+def test_a_state_folder_from_before_round_records_still_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "state.db") as db:  # the schema of earlier releases
+        db.execute(
+            "CREATE TABLE rounds (round_number INTEGER PRIMARY KEY, parameters_file TEXT NOT NULL,"
+            " parameters_sha256 TEXT NOT NULL, strategy_state BLOB NOT NULL, metrics_json TEXT"
+            " NOT NULL, completed_at REAL NOT NULL)"
+        )
+        db.execute("INSERT INTO rounds VALUES (1, 'f', 'd', x'', '{\"x\": 2.0}', 0)")
+    with CheckpointStore(tmp_path) as store:
+        assert store.round_records() == [{"round": 1, "metrics": {"x": 2.0}}]

@@ -131,3 +131,26 @@ def test_quorum_larger_than_the_federation_is_refused_up_front() -> None:
 def test_unknown_dataset_name_lists_the_bundled_ones() -> None:
     with pytest.raises(ConfigError, match="breast_cancer"):
         prepare_simulation(spec(data={"dataset": "mnist"}))
+
+
+def test_after_a_resume_every_round_keeps_its_record(tmp_path: Path) -> None:
+    from sovereign_ai.cli.report import complete_history
+
+    run_simulation(spec(job={"rounds": 2}), state_dir=tmp_path / "a")
+    resumed, _ = run_simulation(spec(job={"rounds": 3}), state_dir=tmp_path / "a", resume=True)
+    whole = complete_history(resumed, tmp_path / "a")
+    assert [r.round_number for r in whole.rounds] == [1, 2, 3]
+    for report in whole.rounds:  # rounds of the first process too: not empty placeholders
+        assert report.cohort and report.answered == report.cohort
+
+
+def test_a_job_that_stopped_in_round_one_starts_afresh_without_resume(tmp_path: Path) -> None:
+    from sovereign_ai.federation import CheckpointStore
+
+    job = spec(job={"rounds": 1})
+    first, _ = run_simulation(job, state_dir=tmp_path / "a")
+    with CheckpointStore(tmp_path / "a") as store:  # as if killed during round 1
+        store._db.execute("DELETE FROM rounds WHERE round_number > 0")
+    again, _ = run_simulation(job, state_dir=tmp_path / "a")
+    assert again.resumed_from == 0
+    assert again.parameters == first.parameters

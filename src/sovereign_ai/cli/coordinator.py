@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._kit_passphrase import terminal_prompt
 from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
 from sovereign_ai.cli.report import (
@@ -126,7 +127,7 @@ def start(
         from sovereign_ai.pki import expiry_warnings, load_coordinator_kit
 
         use_one_torch_thread()
-        coordinator_kit = load_coordinator_kit(kit)
+        coordinator_kit = load_coordinator_kit(kit, prompt=terminal_prompt())
         for warning in expiry_warnings(coordinator_kit):
             console.print(f"[yellow]warning:[/] {warning}")
         spec = load_job_spec(job)
@@ -278,7 +279,7 @@ def status(
         from sovereign_ai.federation.transports.grpc import fetch_status
         from sovereign_ai.pki import CoordinatorKit, load_kit
 
-        loaded = load_kit(kit)
+        loaded = load_kit(kit, prompt=terminal_prompt())
         try:
             report = fetch_status(loaded, allow_insecure=allow_insecure)
         except TransportError as exc:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from sovereign_ai.cli._errors import friendly_errors
+from sovereign_ai.cli._kit_passphrase import terminal_prompt
 from sovereign_ai.cli._node_data import (
     ColumnsOption,
     DelimiterOption,
@@ -84,7 +85,7 @@ def start(
         from sovereign_ai.pki import expiry_warnings, load_node_kit
 
         use_one_torch_thread()
-        node_kit = load_node_kit(kit)
+        node_kit = load_node_kit(kit, prompt=terminal_prompt())
         for warning in expiry_warnings(node_kit):
             console.print(f"[yellow]warning:[/] {warning}")
         settings = _node_settings(kit)

@@ -204,6 +204,7 @@ class CoordinatorSection(_Strict):
     standardize_features: bool = True
     wait_for_nodes: int = Field(default=0, ge=0)
     wait_for_nodes_s: float = Field(default=60.0, ge=0.0)
+    max_examples_per_node: int = Field(default=10_000_000, ge=1)
 
 
 class DataSection(_Strict):
@@ -256,6 +257,7 @@ _OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {
         "evaluate_every",
         "wait_for_nodes",
         "wait_for_nodes_s",
+        "max_examples_per_node",
     ),
     "simulation": (),  # every key
 }

@@ -26,9 +26,7 @@ def built_in_widget(*, size: int = 1) -> str:
     return f"built-in widget of size {size}"
 
 
-def install(
-    root: Path, distribution: str, entry_points: dict[str, str], source: str = ""
-) -> str:
+def install(root: Path, distribution: str, entry_points: dict[str, str], source: str = "") -> str:
     """Lay out ``distribution`` under ``root``: a module and its dist-info; return the module name.
 
     ``entry_points`` maps a name to an attribute of the module (``"factory"``) or, if it contains

@@ -109,7 +109,9 @@ class CheckpointStore:
         elif row[1] != spec_digest:
             raise CheckpointError(
                 f"The state in {str(self.directory)!r} belongs to job {row[0]!r}, not {job_id!r} "
-                "(the job spec changed). Use a new state folder, or restore the original spec."
+                "(the job spec changed). Give this job its own run folder (--out DIR; the "
+                "default is runs/<job name>, so a new [job] name also works), or restore the "
+                "original spec to resume it."
             )
 
     def has_rounds(self) -> bool:

@@ -116,12 +116,20 @@ class LocalFederation:
         )
 
     def start_coordinator(
-        self, job: Path, *, resume: bool = False, extra: Sequence[str] = ()
+        self,
+        job: Path,
+        *,
+        resume: bool = False,
+        extra: Sequence[str] = (),
+        is_default_run_folder: bool = False,
     ) -> subprocess.Popen[bytes]:
         """Start (or restart) the coordinator process on the job.
 
-        Paths in ``extra`` must be absolute: the process runs in :attr:`folder`.
+        The run goes to :attr:`run`, or with ``is_default_run_folder`` to where the command puts
+        it by default (``runs/<job name>`` under :attr:`folder`). Paths in ``extra`` must be
+        absolute: the process runs in :attr:`folder`.
         """
+        out = [] if is_default_run_folder else ["--out", str(self.run.path)]
         args = [
             "coordinator",
             "start",
@@ -129,8 +137,7 @@ class LocalFederation:
             str(self.kits / "coordinator"),
             "--job",
             str(Path(job).resolve()),
-            "--out",
-            str(self.run.path),
+            *out,
             "--listen",
             f"127.0.0.1:{self.port}",
             *extra,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sovereign_ai.cli.main import app
+from sovereign_ai.core import Parameters
 from sovereign_ai.federation.local_processes import LocalFederation
 
-from .conftest import start_nodes, write_job
+from .conftest import NODES, start_nodes, write_job
 
 # Real processes with deadlines of seconds: one such test at a time, on one xdist worker.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
@@ -60,3 +62,27 @@ def test_status_over_mtls_with_either_kit_then_from_the_state_file(
         assert "north" in output and "south" in output
     assert "Showing the last status" not in live + from_node
     assert "Showing the last status" in from_file
+
+
+def test_two_jobs_in_turn_on_one_coordinator_kit_each_get_their_own_run_folder(
+    federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The kit stays a credential: runs go to runs/<job name>, one folder per job."""
+    kit_files = sorted(p.name for p in (federation.kits / "coordinator").iterdir())
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        job = write_job(tmp_path / name, rounds=1, epochs=1, wait=3, wait_s=30)
+        job.write_text(job.read_text().replace('name = "faults"', f'name = "{name}"'))
+        federation.start_coordinator(job, is_default_run_folder=True)
+        start_nodes(federation, node_files)
+        assert federation.wait_for_coordinator(timeout_s=180) == 0, federation.tail("coordinator")
+        log = " ".join(federation.tail("coordinator", lines=60).split())
+        model = federation.folder / "runs" / name / "model.safetensors"
+        assert f"Final model: {model}" in log
+        assert Parameters.from_bytes(model.read_bytes())  # a whole safetensors file
+        for node in NODES:  # each node heard the job ended and exited by itself
+            assert federation.nodes[node].wait(timeout=60) == 0, federation.tail(node)
+
+    assert sorted(p.name for p in (federation.kits / "coordinator").iterdir()) == kit_files
+    status = json.loads((federation.folder / "runs" / "second" / "status.json").read_text())
+    assert (status["state"], status["job_id"][:6]) == ("finished", "second")

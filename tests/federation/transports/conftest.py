@@ -88,7 +88,7 @@ class EchoNode:
             node_id=self.node_id,
             num_examples=self.examples,
             parameters=task.parameters,
-            metrics={"loss": 0.5},
+            metrics={"train_loss" if task.stage is Stage.TRAIN else "loss": 0.5},
         )
 
 

@@ -310,10 +310,12 @@ def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
 
 def test_public_names() -> None:
     assert sorted(grpc_transport.__all__) == [
+        "AnswerReport",
         "ConnectedNode",
         "CoordinatorStatus",
         "GrpcCoordinatorTransport",
         "GrpcNodeClient",
+        "JobEnd",
         "WireLimits",
         "fetch_status",
     ]

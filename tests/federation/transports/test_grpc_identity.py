@@ -79,6 +79,8 @@ def test_node_of_another_federation_is_refused(
     error = refused(impostor)
 
     assert "failed TLS verification" in str(error)
+    assert "not issued by the CA of federation 'other'" in str(error)
+    assert "this kit is from another federation" in str(error)
     assert transport.available_nodes() == []
     assert serves_a_stage(federation, transport)
 

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _harness import command_line, console, ratio, result_name, write_result
 
+from _harness import command_line, console, ratio, result_name, write_result
 from sovereign_ai.core import Parameters, Result, Stage
 from sovereign_ai.federation.answers import AnswerRules, check_update
 from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
@@ -50,10 +50,14 @@ def updates_for(model: Parameters, rng: np.random.Generator) -> list[Result]:
     names = list(reversed(list(model)))  # another order on the wire: matched by name
     return [
         Result(
-            "job", 1, Stage.TRAIN, f"node-{i:02d}", 100 + i,
+            "job",
+            1,
+            Stage.TRAIN,
+            f"node-{i:02d}",
+            100 + i,
             Parameters({n: rng.standard_normal(model[n].shape, np.float32) for n in names}),
             {"train_loss": 0.5},
-        )  # fmt: skip
+        )
         for i in range(NODES)
     ]
 

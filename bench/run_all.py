@@ -23,7 +23,7 @@ from typing import Any
 
 from _harness import BENCH_DIR, RESULTS_DIR, console, result_name
 
-BENCHMARKS = ("accuracy", "scale", "backends", "grpc_transport")
+BENCHMARKS = ("accuracy", "scale", "backends", "grpc_transport", "answer_checks")
 
 
 def headline(name: str, document: dict[str, Any]) -> list[str]:
@@ -64,6 +64,12 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
             f"{t['payload_bytes'] / (1 << 20):.0f} MiB model at "
             f"{t['throughput_ratio_vs_raw']:.2f}x raw loopback TCP throughput"
         )
+    elif name == "answer_checks":
+        for size, figures in document["results"].items():
+            lines.append(
+                f"{size} parameters, {document['nodes']} nodes: checking every update "
+                f"{figures['check_vs_aggregate']:.4f}x the FedAvg aggregation"
+            )
     elif name in ("flower_compare", "flower_deployment") and "flower_unavailable" in document:
         lines.append("Flower could not be installed: " + document["flower_unavailable"])
     elif name == "flower_compare":

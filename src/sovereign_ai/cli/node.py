@@ -13,6 +13,7 @@ from rich.console import Console
 from sovereign_ai.cli._errors import friendly_errors
 from sovereign_ai.cli._kit_passphrase import terminal_prompt
 from sovereign_ai.cli._node_data import (
+    ClassesOption,
     ColumnsOption,
     DelimiterOption,
     IgnoreColumnsOption,
@@ -43,15 +44,7 @@ def start(
         str | None,
         typer.Option("--label", help="The column to predict. Default: KIT/node.toml."),
     ] = None,
-    classes: Annotated[
-        str | None,
-        typer.Option(
-            "--classes",
-            help="The federation's class names in order, comma-separated (e.g. "
-            "benign,malignant), so every site numbers labels alike. Default: KIT/node.toml, or "
-            "the sorted labels in your file.",
-        ),
-    ] = None,
+    classes: ClassesOption = None,
     columns: ColumnsOption = None,
     ignore_columns: IgnoreColumnsOption = None,
     delimiter: DelimiterOption = None,

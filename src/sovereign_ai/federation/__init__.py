@@ -14,15 +14,10 @@ from sovereign_ai.federation.assembly import (
 )
 from sovereign_ai.federation.baselines import BaselineScore, train_alone, train_centralised
 from sovereign_ai.federation.checkpoint import CheckpointStore, RoundCheckpoint
-from sovereign_ai.federation.coordinator import (
-    Coordinator,
-    FederationHistory,
-    RoundObserver,
-    RoundReport,
-    node_seed,
-)
+from sovereign_ai.federation.coordinator import Coordinator, node_seed
 from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spec, parse_job_spec
 from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
 from sovereign_ai.federation.run_folder import RunFolder
 from sovereign_ai.federation.simulation import (
     SimulationSetup,

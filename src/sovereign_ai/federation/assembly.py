@@ -15,8 +15,9 @@ import numpy.typing as npt
 
 from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
 from sovereign_ai.federation.checkpoint import CheckpointStore
-from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator, RoundObserver
+from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator
 from sovereign_ai.federation.job import JobSpec
+from sovereign_ai.federation.rounds import RoundObserver
 from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
 from sovereign_ai.strategies import create_strategy
 

@@ -24,8 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -58,8 +57,9 @@ from sovereign_ai.federation.answers import (
 )
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
+from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
 
-__all__ = ["Coordinator", "FederationHistory", "RoundObserver", "RoundReport", "node_seed"]
+__all__ = ["CentralEvaluator", "Coordinator", "node_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,56 +73,6 @@ def node_seed(seed: int, round_number: int, node_id: str) -> int:
     """A node's training seed for one round, derived so that any resume reproduces it."""
     digest = hashlib.sha256(f"{seed}:{round_number}:{node_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class RoundReport:
-    """What happened in one round, for people and plots."""
-
-    round_number: int
-    cohort: list[str]
-    answered: list[str]
-    failures: dict[str, str]
-    metrics: dict[str, float]
-    attempts: int = 1
-
-    def record(self) -> dict[str, Any]:
-        """Who took part and why others did not, as JSON-ready values (kept with the round)."""
-        return {
-            "cohort": list(self.cohort),
-            "answered": list(self.answered),
-            "failures": dict(self.failures),
-            "attempts": self.attempts,
-        }
-
-
-@dataclass
-class FederationHistory:
-    """Every round's report, in order, plus the final parameters."""
-
-    rounds: list[RoundReport] = field(default_factory=list)
-    parameters: Parameters | None = None
-    resumed_from: int = 0
-
-    def metric(self, name: str) -> list[tuple[int, float]]:
-        """``(round, value)`` of one metric over the rounds that reported it."""
-        return [(r.round_number, r.metrics[name]) for r in self.rounds if name in r.metrics]
-
-
-class RoundObserver(Protocol):
-    """Receives progress; the CLI draws a progress bar with it."""
-
-    def on_round_start(self, round_number: int, total_rounds: int) -> None:
-        """Called before a round's first stage."""
-
-    def on_round_end(self, report: RoundReport) -> None:
-        """Called once a round is durable."""
-
-    def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
-        """Called every ``wait_report_s`` while fewer than ``needed`` nodes are connected."""
-
-    def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
-        """Called when an attempt of a round falls through (it is retried if attempts remain)."""
 
 
 class Coordinator:

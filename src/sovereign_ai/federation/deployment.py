@@ -15,9 +15,10 @@ from sovereign_ai.core import Transport
 from sovereign_ai.data import Dataset
 from sovereign_ai.errors import ConfigError
 from sovereign_ai.federation.assembly import build_coordinator, open_store
-from sovereign_ai.federation.coordinator import CentralEvaluator, FederationHistory, RoundObserver
+from sovereign_ai.federation.coordinator import CentralEvaluator
 from sovereign_ai.federation.job import JobSpec
 from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.rounds import FederationHistory, RoundObserver
 
 __all__ = ["deployed_dimensions", "node_from_dataset", "run_coordinator"]
 

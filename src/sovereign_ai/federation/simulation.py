@@ -32,9 +32,10 @@ from sovereign_ai.federation.assembly import (
     open_store,
     test_set_evaluator,
 )
-from sovereign_ai.federation.coordinator import CentralEvaluator, FederationHistory, RoundObserver
+from sovereign_ai.federation.coordinator import CentralEvaluator
 from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
 from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.rounds import FederationHistory, RoundObserver
 from sovereign_ai.federation.transports.inmemory import InMemoryTransport
 
 __all__ = [

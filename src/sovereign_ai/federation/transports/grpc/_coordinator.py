@@ -27,7 +27,7 @@ from sovereign_ai.federation.transports.grpc._trust import PeerAuthenticator
 from sovereign_ai.pki import CoordinatorKit, NodeStatus
 
 if TYPE_CHECKING:
-    from sovereign_ai.federation.coordinator import RoundReport
+    from sovereign_ai.federation.rounds import RoundReport
 
 __all__ = ["GrpcCoordinatorTransport"]
 

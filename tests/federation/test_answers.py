@@ -213,3 +213,17 @@ def test_refusals_render_names_safely() -> None:
         check_evaluation(answer(Stage.EVALUATE, {}, metrics={long_name: 1.0}), rules=RULES)
     assert len(caught.value.problem) < 200
     json.dumps(caught.value.problem)  # a plain string, safe for status.json
+
+
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [({"accuracy": 1e30}, "accuracy = 1e+30"), ({"loss": -2.0}, "loss = -2")],
+)
+def test_metrics_outside_their_range_are_refused(metrics: dict[str, float], problem: str) -> None:
+    with pytest.raises(InvalidAnswerError, match="it must lie in"):
+        check_evaluation(answer(Stage.EVALUATE, {}, metrics=metrics), rules=RULES)
+    with pytest.raises(InvalidAnswerError, match=problem.replace("+", r"\+")):
+        check_evaluation(answer(Stage.EVALUATE, {}, metrics=metrics), rules=RULES)
+    train_metrics = {f"train_{name}": value for name, value in metrics.items()}
+    with pytest.raises(InvalidAnswerError, match="it must lie in"):
+        check_update(answer(Stage.TRAIN, update(), metrics=train_metrics), model=MODEL, rules=RULES)

@@ -42,7 +42,7 @@ class ScriptedNode:
                 task.stage,
                 self.node_id,
                 self.examples,
-                metrics={"accuracy": self.target},
+                metrics={"loss": self.target},
             )
         return Result(
             job_id,
@@ -75,7 +75,7 @@ def test_fedavg_round_moves_to_weighted_mean_of_targets() -> None:
     assert history.parameters is not None
     np.testing.assert_allclose(history.parameters["w"], np.full(3, 3.25))  # (10*1+30*4)/40
     assert history.rounds[0].answered == ["a", "b"]
-    assert history.rounds[0].metrics["federated_accuracy"] == pytest.approx(3.25)
+    assert history.rounds[0].metrics["federated_loss"] == pytest.approx(3.25)
 
 
 def test_tasks_are_bound_and_seeded_per_node() -> None:

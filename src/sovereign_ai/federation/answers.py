@@ -15,6 +15,7 @@ statistics      exactly the tensors ``count`` ``(1,)``, ``sum`` and ``sum_sq`` `
 train           exactly the global model's tensor names with its shapes, matched *by name*
                 (any order on the wire); at least one example; only the train metrics
 evaluate        no tensors; only the evaluation metrics, and none over zero examples
+(metrics)       accuracies in [0, 1], losses >= 0
 ==============  ===========================================================================
 
 Every stage also caps the self-reported example count (``max_examples_per_node``): counts
@@ -24,6 +25,7 @@ model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +45,7 @@ __all__ = [
 DEFAULT_MAX_EXAMPLES_PER_NODE = 10_000_000
 _STATISTICS_TENSORS = ("count", "sum", "sum_sq")
 _CAUCHY_SCHWARZ_SLACK = 1e-3  # float32 sums of ~1e6 rows round to ~1e-4 relative; leave room
+_METRIC_RANGES = {"accuracy": (0.0, 1.0), "loss": (0.0, math.inf)}  # also train_accuracy, ...
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ def _check_metric_names(result: Result, allowed: Collection[str]) -> None:
             f"reports metric(s) {shown} this stage does not produce; expected only "
             f"{', '.join(sorted(allowed)) or 'none'}",
         )
+    for name, value in result.metrics.items():
+        low, high = _METRIC_RANGES.get(name.removeprefix("train_"), (-math.inf, math.inf))
+        if not low <= value <= high:
+            raise _refuse(result, f"reports {name} = {value:g}; it must lie in [{low:g}, {high:g}]")
 
 
 def _check_tensor_names(result: Result, expected: Sequence[str]) -> None:

@@ -350,11 +350,14 @@ class Coordinator:
 
         An attempt fails for want of nodes (:class:`InsufficientNodesError`) or because its
         aggregate could not be adopted (:class:`AggregationError`); the last failure is raised.
+        Running out of the wait for nodes to connect is raised at once.
         """
         for number in range(1, self.max_round_attempts + 1):
             try:
                 return attempt(number), number
             except (InsufficientNodesError, AggregationError) as exc:
+                if isinstance(exc, InsufficientNodesError) and exc.stage == "connect":
+                    raise  # the operator's wait limit is spent; another attempt would wait again
                 logger.warning("Round %d attempt %d: %s", round_number, number, exc)
                 if self.observer is not None:
                     self.observer.on_attempt_failed(round_number, number, str(exc))

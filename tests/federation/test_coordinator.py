@@ -124,7 +124,7 @@ def test_too_few_nodes_retries_then_stops_naming_missing() -> None:
     nodes = [ScriptedNode("a", 1.0), ScriptedNode("b", 2.0)]
     transport = InMemoryTransport(nodes)
     transport.set_offline("b")
-    coord = coordinator(nodes, transport=transport, max_round_attempts=2)
+    coord = coordinator(nodes, transport=transport, max_round_attempts=2, wait_for_nodes_s=0.0)
     with pytest.raises(InsufficientNodesError) as caught:
         coord.run()
     assert caught.value.minimum == 2

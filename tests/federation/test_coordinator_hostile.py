@@ -249,5 +249,38 @@ def test_too_few_nodes_within_the_wait_limit_fail_with_the_connect_stage() -> No
     transport = InMemoryTransport(list(HONEST))
     transport.set_offline("beta")
     with pytest.raises(InsufficientNodesError, match="'connect'") as caught:
-        run([], transport=transport, max_node_wait_s=0.05, wait_report_s=0.01).run()
+        run(
+            [], transport=transport, max_node_wait_s=0.05, wait_report_s=0.01, wait_for_nodes_s=0
+        ).run()
     assert caught.value.answered == ["alpha"]
+
+
+def test_while_too_few_nodes_are_connected_the_coordinator_reports_who_is_there() -> None:
+    """Sites come online over hours: the round waits, reporting, and runs once they are there."""
+    import threading
+
+    transport = InMemoryTransport(list(HONEST))
+    transport.set_offline("beta")
+    waits: list[list[str]] = []
+
+    class Watcher:
+        def on_round_start(self, round_number: int, total_rounds: int) -> None: ...
+        def on_round_end(self, report: object) -> None: ...
+        def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None: ...
+        def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
+            waits.append(list(connected))
+            if len(waits) == 3:  # beta's operator starts its node
+                threading.Timer(
+                    0.05, transport.set_offline, ("beta",), {"is_offline": False}
+                ).start()
+
+    history = run(
+        [],
+        transport=transport,
+        observer=Watcher(),
+        max_node_wait_s=None,
+        wait_report_s=0.02,
+        wait_for_nodes_s=0,
+    ).run()
+    assert waits[:3] == [["alpha"]] * 3
+    assert [r.answered for r in history.rounds] == [["alpha", "beta"], ["alpha", "beta"]]

@@ -51,6 +51,7 @@ class InMemoryTransport:
             self._nodes[node.node_id] = node
         self._offline: set[str] = set()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a node went offline or came back
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="node")
 
     def available_nodes(self) -> list[str]:
@@ -60,16 +61,23 @@ class InMemoryTransport:
 
     def set_offline(self, node_id: str, *, is_offline: bool = True) -> None:
         """Simulate a node dropping out (or coming back)."""
-        with self._lock:
+        with self._changed:
             if is_offline:
                 self._offline.add(node_id)
             else:
                 self._offline.discard(node_id)
+            self._changed.notify_all()
 
     def wait_for_nodes(self, count: int, *, timeout_s: float) -> list[str]:
-        """Simulated nodes are present from the start: return them at once."""
-        del count, timeout_s
-        return self.available_nodes()
+        """Wait until ``count`` nodes are online (see :meth:`set_offline`) or ``timeout_s`` passed.
+
+        Returns at once when they are, which is always so unless a test took nodes offline.
+        """
+        with self._changed:
+            self._changed.wait_for(
+                lambda: len(set(self._nodes) - self._offline) >= count, timeout=timeout_s
+            )
+            return sorted(set(self._nodes) - self._offline)
 
     def run_stage(self, tasks: Sequence[Task], *, timeout_s: float) -> StageOutcome:
         """Run every task on the pool; collect what finishes within ``timeout_s``."""

@@ -255,7 +255,7 @@ def _write_run_summary(
             f"Job {spec.job_id} finished: round {last.round_number}, "
             + ", ".join(f"{k} {v:.4f}" for k, v in sorted(last.metrics.items()))
         )
-        console.print(f"Final model: {run.model}")
+        console.print(f"Final model: {run.model.resolve()}", soft_wrap=True)  # copyable
     console.print(f"Wrote {run.metrics} and {run.plot}")
 
 
@@ -306,7 +306,7 @@ def _print_status(console: Console, report: CoordinatorStatus) -> None:
     if report.reason:
         console.print(f"  {escape(report.reason)}")
     if report.final_model:
-        console.print(f"Final model: {report.final_model}")
+        console.print(f"Final model: {report.final_model}", soft_wrap=True)
     table = Table(title=f"{len(report.nodes)} connected node(s)")
     table.add_column("node")
     table.add_column("last seen", justify="right")

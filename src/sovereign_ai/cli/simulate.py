@@ -73,5 +73,7 @@ def simulate(
     if history.rounds:
         plot_history(history, run.plot, title=spec.job.name)
     if history.parameters is not None:
-        console.print(f"Final model: {run.write_model(history.parameters)}")
+        console.print(
+            f"Final model: {run.write_model(history.parameters).resolve()}", soft_wrap=True
+        )
     console.print(f"Wrote {run.metrics} and {run.plot}")

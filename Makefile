@@ -51,7 +51,8 @@ proto: $(STAMP)
 		src/sovereign_ai/federation/transports/_proto/federation.proto
 
 constraints: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==.*/torch==2.13.0/' > constraints.new
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' \
+		| sed 's/^torch==.*/torch==2.13.0/' > constraints.new
 	mv constraints.new constraints.txt
 
 clean:

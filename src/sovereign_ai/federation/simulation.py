@@ -167,6 +167,15 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
     )
 
 
+def _simulated_nodes(spec_json: str) -> list[Node]:
+    """The simulated nodes of a job given as JSON: the process transport's node factory.
+
+    Each worker process calls this once; partitioning is deterministic per seed, so every worker
+    holds the same partitions as the parent's own :func:`prepare_simulation`.
+    """
+    return prepare_simulation(JobSpec.model_validate_json(spec_json)).nodes
+
+
 def central_evaluator(setup: SimulationSetup) -> CentralEvaluator:
     """Evaluate global parameters on the simulation's held-out test set."""
     return test_set_evaluator(
@@ -180,8 +189,12 @@ def make_transport(setup: SimulationSetup) -> Transport:
     if section.backend is SimulationBackend.PROCESS:
         from sovereign_ai.federation.transports.process import ProcessTransport
 
-        node_ids = [node.node_id for node in setup.nodes]
-        return ProcessTransport(setup.spec, node_ids=node_ids, workers=section.workers)
+        return ProcessTransport(
+            _simulated_nodes,
+            factory_input=setup.spec.model_dump_json(),
+            node_ids=[node.node_id for node in setup.nodes],
+            workers=section.workers,
+        )
     workers = 1 if section.backend is SimulationBackend.SERIAL else section.workers
     return InMemoryTransport(setup.nodes, max_workers=workers)
 

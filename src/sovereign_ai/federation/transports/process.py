@@ -1,46 +1,80 @@
 """Process transport: simulated nodes live in worker processes, one partition each.
 
-Each worker rebuilds the simulation's nodes from the job spec (partitioning is deterministic per
-seed, so every worker holds the same partitions), and tasks and results cross the process
-boundary as safetensors bytes and plain scalars only. Used to measure threads against processes
-on this machine; see docs/benchmarks.md.
+The transport knows nothing of jobs or datasets. Its caller names a *node factory*, a module-level
+function taking one string (for the simulation: the job spec as JSON) and returning the nodes;
+each spawned worker imports the factory by its dotted name and calls it once, so every worker
+holds the same nodes as long as the factory is deterministic. Only plain data crosses the process
+boundary: the factory's name and its string argument once per worker, then tasks and results as
+safetensors bytes and plain scalars. Used to measure threads against processes on this machine;
+see docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import multiprocessing
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from sovereign_ai.core import Parameters, Result, Stage, StageOutcome, Task
 from sovereign_ai.errors import ConfigError, SovereignError
+from sovereign_ai.federation.transports.inmemory import TaskHandler
 
-if TYPE_CHECKING:
-    from sovereign_ai.federation.job import JobSpec
-    from sovereign_ai.federation.node import Node
+__all__ = ["NodeFactory", "ProcessTransport"]
 
-__all__ = ["ProcessTransport"]
+NodeFactory = Callable[[str], Iterable[TaskHandler]]
+"""Builds a worker's nodes from one string; must be a module-level function (imported by name)."""
 
-_WORKER_NODES: dict[str, Node] = {}
+_WORKER_NODES: dict[str, TaskHandler] = {}
 
 _Wire = tuple[str, int, str, str, bytes, dict[str, Any]]
 _WireResult = tuple[str, int, str, str, int, bytes, dict[str, float]]
 
 
-def _init_worker(spec_json: str) -> None:
+def _factory_name(factory: NodeFactory) -> str:
+    """``module:qualname`` of a module-level function, checked to import back to ``factory``."""
+    module = getattr(factory, "__module__", None)
+    qualname = getattr(factory, "__qualname__", None)
+    name = f"{module}:{qualname}"
+    if module is None or qualname is None or _resolve(name) is not factory:
+        raise ConfigError(
+            "The 'node_factory' parameter of ProcessTransport must be a function defined at "
+            f"module level, so each worker process can import it by name; got {factory!r} "
+            "instead (a lambda, nested function or bound method cannot be imported)."
+        )
+    return name
+
+
+def _resolve(name: str) -> object:
+    module, _, qualname = name.partition(":")
+    try:
+        found: object = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return None
+    return found
+
+
+def _init_worker(factory_name: str, factory_input: str) -> None:
     import torch
 
-    from sovereign_ai.federation.job import JobSpec
-    from sovereign_ai.federation.simulation import prepare_simulation
-
-    torch.set_num_threads(1)
-    setup = prepare_simulation(JobSpec.model_validate_json(spec_json))
-    _WORKER_NODES.update({node.node_id: node for node in setup.nodes})
+    torch.set_num_threads(1)  # one process per core: threads inside a worker only contend
+    factory = _resolve(factory_name)
+    if not callable(factory):
+        raise ConfigError(f"The node factory {factory_name!r} cannot be imported in a worker.")
+    _WORKER_NODES.update({node.node_id: node for node in factory(factory_input)})
 
 
 def _handle(wire: _Wire) -> _WireResult:
     job_id, round_number, stage, node_id, payload, config = wire
+    node = _WORKER_NODES.get(node_id)
+    if node is None:
+        raise ConfigError(
+            f"Node {node_id!r} is not among the nodes the worker's factory built "
+            f"({', '.join(sorted(_WORKER_NODES))}); pass the factory's node ids as 'node_ids'."
+        )
     task = Task(
         job_id=job_id,
         round_number=round_number,
@@ -49,7 +83,7 @@ def _handle(wire: _Wire) -> _WireResult:
         parameters=Parameters.from_bytes(payload),
         config=config,
     )
-    result = _WORKER_NODES[node_id].handle(task)
+    result = node.handle(task)
     return (
         result.job_id,
         result.round_number,
@@ -62,29 +96,40 @@ def _handle(wire: _Wire) -> _WireResult:
 
 
 class ProcessTransport:
-    """Runs simulated nodes' tasks in ``workers`` processes.
+    """Runs nodes' tasks in ``workers`` spawned processes, each holding every node.
 
     Parameters
     ----------
-    spec
-        The job; each worker prepares the same simulated nodes from it.
+    node_factory
+        Module-level function that builds the nodes from ``factory_input``; each worker imports it
+        by name and calls it once. It must return the same nodes in every process.
+    factory_input
+        The one string (JSON, typically) the factory builds the nodes from.
     node_ids
-        The simulated nodes' ids (as the caller's own preparation of ``spec`` named them).
+        The ids of the nodes the factory builds.
     workers
         Worker processes.
     """
 
-    def __init__(self, spec: JobSpec, *, node_ids: Sequence[str], workers: int = 2) -> None:
+    def __init__(
+        self,
+        node_factory: NodeFactory,
+        *,
+        factory_input: str,
+        node_ids: Sequence[str],
+        workers: int = 2,
+    ) -> None:
         if workers <= 0:
             raise ConfigError(
                 f"The 'workers' parameter of ProcessTransport must be > 0; got {workers}."
             )
+        factory_name = _factory_name(node_factory)
         self._node_ids = sorted(node_ids)
         self._pool = cf.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(spec.model_dump_json(),),
+            initargs=(factory_name, factory_input),
         )
 
     def available_nodes(self) -> list[str]:

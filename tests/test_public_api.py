@@ -14,6 +14,7 @@ PACKAGES = [
     "sovereign_ai.data",
     "sovereign_ai.learning",
     "sovereign_ai.strategies",
+    "sovereign_ai.secagg",
     "sovereign_ai.pki",
     "sovereign_ai.federation",
     "sovereign_ai.federation.transports",

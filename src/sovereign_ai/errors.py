@@ -16,7 +16,10 @@ knows nothing of this package still behaves.
     │   ├── StaleMessageError                a message is bound to another job, round, stage or node
     │   ├── InvalidAnswerError               a node's answer does not fit what its stage expects
     │   ├── AggregationError                 a round's aggregate could not be adopted
-    │   └── NodeUnreachableError             a node could not be reached or went away
+    │   ├── NodeUnreachableError             a node could not be reached or went away
+    │   └── SecureAggregationError           a secure-aggregation key, share or message is unusable
+    │       ├── BelowThresholdError          fewer shares or survivors than the threshold t
+    │       └── ShareAuthenticationError     an encrypted share was tampered with or misaddressed
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -33,6 +36,7 @@ from __future__ import annotations
 __all__ = [
     "AggregationError",
     "AuthenticationError",
+    "BelowThresholdError",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -41,7 +45,9 @@ __all__ = [
     "InvalidAnswerError",
     "NodeUnreachableError",
     "ProvisioningError",
+    "SecureAggregationError",
     "SerializationError",
+    "ShareAuthenticationError",
     "SovereignError",
     "StaleMessageError",
     "TransportError",
@@ -186,3 +192,38 @@ class AuthenticationError(TransportError):
 
 class ProvisioningError(SovereignError):
     """Certificates or startup kits cannot be created or read."""
+
+
+class SecureAggregationError(FederationError):
+    """A secure-aggregation key, secret share or message cannot be used; the round cannot go on."""
+
+
+class BelowThresholdError(SecureAggregationError):
+    """Fewer shares or surviving nodes than the secret-sharing threshold ``t``.
+
+    Nothing may be aggregated then: reconstructing with fewer than ``t`` shares reveals nothing
+    and any "result" would be wrong (fail closed).
+
+    Parameters
+    ----------
+    what
+        What fell short, e.g. ``"shares of node 'n3'"`` or ``"survivors of stage 'unmask'"``.
+    available
+        How many there are.
+    threshold
+        How many are needed.
+    """
+
+    def __init__(self, *, what: str, available: int, threshold: int) -> None:
+        self.what = what
+        self.available = available
+        self.threshold = threshold
+        super().__init__(
+            f"Only {available} {what} are available but the threshold is {threshold}; nothing "
+            f"was reconstructed. Lower the threshold or keep more nodes in the cohort."
+        )
+
+
+class ShareAuthenticationError(SecureAggregationError):
+    """An encrypted secret share failed authentication: tampered, replayed, misaddressed or
+    encrypted under another key."""

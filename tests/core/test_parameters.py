@@ -63,7 +63,7 @@ def test_flipped_bytes_are_refused_or_parse_cleanly(position: int, value: int) -
 
 def test_truncated_payload_is_refused() -> None:
     payload = Parameters({"w": np.ones(100)}).to_bytes()
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match="Not a valid safetensors payload"):
         Parameters.from_bytes(payload[:-10])
 
 
@@ -91,5 +91,5 @@ def test_parameters_are_read_only_copies() -> None:
 
 @pytest.mark.parametrize("name", ["", "__metadata__"])
 def test_bad_names_are_refused(name: str) -> None:
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match="Tensor names must be non-empty strings"):
         Parameters({name: np.ones(1)})

@@ -99,7 +99,7 @@ def test_a_plugin_appears_and_goes_with_its_folder_on_sys_path(
     assert widgets.names() == ("plain", "round")
     monkeypatch.undo()
     assert widgets.names() == ("plain",)
-    with pytest.raises(UnknownNameError):
+    with pytest.raises(UnknownNameError, match="Unknown widget 'round'; expected one of: plain"):
         widgets.get("round")
 
 

@@ -56,7 +56,7 @@ def run(sites: Sequence[Site], **options: object) -> Coordinator:
         "initial_parameters": START,
         "rounds": 2,
         "seed": 1,
-        "round_timeout_s": 5.0,
+        "round_timeout_s": 60.0,  # sites answer at once: never reached unless hung
         "max_examples_per_node": 1_000,
     }
     settings.update(options)

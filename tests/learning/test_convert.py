@@ -84,7 +84,7 @@ def test_missing_and_unexpected_names_are_refused() -> None:
 
 
 def test_parameters_of_another_model_are_refused() -> None:
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match="The parameters do not match the model"):
         set_parameters(
             create_model("logreg", num_features=6, num_classes=3, seed=0), get_parameters(_model())
         )

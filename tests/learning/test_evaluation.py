@@ -138,10 +138,15 @@ def test_from_predictions_refuses_bad_arrays(labels: Any, predictions: Any, matc
 
 
 @pytest.mark.parametrize(
-    "changes",
-    [{"num_examples": 0}, {"loss": -1.0}, {"loss": math.nan}, {"accuracy": 1.5}],
+    ("changes", "reason"),
+    [
+        ({"num_examples": 0}, "'num_examples' parameter of EvaluationReport must be >= 1"),
+        ({"loss": -1.0}, "'loss' parameter of EvaluationReport must be finite and >= 0"),
+        ({"loss": math.nan}, "'loss' parameter of EvaluationReport must be finite and >= 0"),
+        ({"accuracy": 1.5}, r"scores of an EvaluationReport must lie in \[0, 1\]"),
+    ],
 )
-def test_report_is_validated(changes: dict[str, Any]) -> None:
+def test_report_is_validated(changes: dict[str, Any], reason: str) -> None:
     fields: dict[str, Any] = {
         "num_examples": 4,
         "loss": 0.2,
@@ -149,5 +154,5 @@ def test_report_is_validated(changes: dict[str, Any]) -> None:
         "per_class": (),
         "macro_f1": 0.5,
     }
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=reason):
         EvaluationReport(**(fields | changes))

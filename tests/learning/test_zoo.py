@@ -192,9 +192,12 @@ def test_registering_a_taken_name_needs_allow_replace() -> None:
     assert isinstance(create_model("logreg", num_features=3, num_classes=2, seed=0).body, nn.Linear)
 
 
-@pytest.mark.parametrize(("name", "factory"), [("", _tiny), ("x", 3)])
-def test_register_model_rejects_bad_arguments(name: str, factory: Any) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    ("name", "factory", "reason"),
+    [("", _tiny, "'name' parameter of register_model"), ("x", 3, "'factory' parameter")],
+)
+def test_register_model_rejects_bad_arguments(name: str, factory: Any, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
         register_model(name, factory)
 
 

@@ -359,13 +359,14 @@ def test_plaintext_mode_works_and_warns(
 def test_plaintext_node_cannot_reach_a_tls_coordinator(
     federation: Federation, transport: GrpcCoordinatorTransport
 ) -> None:
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError) as caught:
         fetch_status(
             federation.node_kit("hospital-a"),
             address=f"127.0.0.1:{transport.port}",
             allow_insecure=True,
             timeout_s=2.0,
         )
+    assert f"Status at 127.0.0.1:{transport.port} failed" in str(caught.value)
 
 
 def test_a_task_held_by_a_node_revoked_mid_stage_fails_at_once(

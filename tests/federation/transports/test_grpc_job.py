@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -208,14 +207,18 @@ def test_transport_satisfies_the_protocol(transport: GrpcCoordinatorTransport) -
 
 
 def test_stop_cancels_a_waiting_long_poll_at_once(federation: Federation) -> None:
-    with GrpcCoordinatorTransport(kit=federation.coordinator_kit(), poll_wait_s=30.0) as slow:
-        client = node_client(federation, "hospital-a", slow.port, poll_wait_s=30.0)
+    # The poll would hold for 300 s; the join's 20 s guard against a hang is far below that, so a
+    # thread gone by then was released by stop(), not by the poll running out. With a liveness
+    # window of a microsecond, the node counts as connected only while its long poll is held.
+    with GrpcCoordinatorTransport(
+        kit=federation.coordinator_kit(), poll_wait_s=300.0, liveness_window_s=1e-6
+    ) as slow:
+        client = node_client(federation, "hospital-a", slow.port, poll_wait_s=300.0)
         thread = threading.Thread(target=client.serve_forever)
         thread.start()
-        slow.wait_for_nodes(1, timeout_s=10.0)
-        started = time.perf_counter()
+        assert slow.wait_for_nodes(1, timeout_s=20.0) == ["hospital-a"]  # its poll is waiting
         client.stop()
-        thread.join(10.0)
+        thread.join(20.0)
+        is_gone_before_the_poll_ended = not thread.is_alive()
 
-    assert not thread.is_alive()
-    assert time.perf_counter() - started < 2.0
+    assert is_gone_before_the_poll_ended, "stop() did not cancel the node's waiting long poll"

@@ -7,10 +7,13 @@ Secure aggregation shares each node's self-mask seed and pairwise private key th
 et al., CCS 2017, §4 "SS.share"/"SS.recon"; Bell et al., CCS 2020).
 
 Field. ``p = 2**521 - 1`` (a Mersenne prime). A 256-bit secret fits in one field element, so
-there is no splitting into halves, and a reconstruction from inconsistent shares — a tampered
-share, or fewer than the shares the polynomial needs — lands on a near-uniform element that is
-below ``2**256`` with probability ``2**-265``; :func:`reconstruct_secret` refuses such a result
-instead of returning a wrong secret (fail closed). Shares are 4 + 66 bytes.
+there is no splitting into halves, and shares that do not lie on one polynomial of degree
+``t - 1`` — a share of another secret, a corrupted share, or fewer shares than the polynomial
+needs — interpolate to a near-uniform element, which is below ``2**256`` with probability
+``2**-265``; :func:`reconstruct_secret` refuses such a result instead of returning a wrong secret
+(fail closed). This is a consistency check, not authentication: someone who can *edit* a share
+can shift the result by a chosen amount, which is why shares travel only inside AES-GCM
+(:mod:`sovereign_ai.secagg.share_encryption`). Shares are 4 + 66 bytes.
 
 Library or not. The well-kept candidate is pycryptodome's ``Crypto.Protocol.SecretSharing``
 (GF(2**128), so a 32-byte secret is shared as two 16-byte halves). It is not installed in the
@@ -162,7 +165,7 @@ def reconstruct_secret(shares: Sequence[Share], *, threshold: int) -> bytes:
     BelowThresholdError
         If fewer than ``threshold`` shares are given.
     SecureAggregationError
-        If two shares have the same ``x``, or the shares are inconsistent (tampered, from another
+        If two shares have the same ``x``, or the shares are inconsistent (corrupted, from another
         polynomial, or ``threshold`` is lower than the one used to split): the interpolated value
         is then not a 256-bit secret, with probability ``1 - 2**-265``.
     """
@@ -192,7 +195,7 @@ def reconstruct_secret(shares: Sequence[Share], *, threshold: int) -> bytes:
     if secret >= 1 << (8 * SECRET_BYTES):
         raise SecureAggregationError(
             f"The {threshold} Shamir shares are inconsistent: they do not interpolate to a "
-            f"{SECRET_BYTES}-byte secret. A share was tampered with, comes from another secret, "
+            f"{SECRET_BYTES}-byte secret. A share was corrupted, comes from another secret, "
             "or the threshold is lower than the one the secret was split with."
         )
     return secret.to_bytes(SECRET_BYTES, "big")

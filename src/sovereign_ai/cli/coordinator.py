@@ -29,7 +29,8 @@ from sovereign_ai.cli.report import (
 from sovereign_ai.federation import FederationHistory, RoundObserver, RoundReport
 
 if TYPE_CHECKING:
-    from sovereign_ai.federation import JobSpec, RunFolder
+    from sovereign_ai.core import Stage
+    from sovereign_ai.federation import JobSpec, RunFolder, StageResults
     from sovereign_ai.federation.coordinator import CentralEvaluator
     from sovereign_ai.federation.transports.grpc import (
         CoordinatorStatus,
@@ -353,6 +354,10 @@ class _Both:
     def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
         for observer in self._observers:
             observer.on_attempt_failed(round_number, attempt, reason)
+
+    def on_stage_end(self, round_number: int, stage: Stage, answered: StageResults) -> None:
+        for observer in self._observers:
+            observer.on_stage_end(round_number, stage, answered)
 
 
 def _write_status(transport: GrpcCoordinatorTransport, path: Path) -> None:

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sovereign_ai.federation import RoundReport
+from sovereign_ai.core import Stage
+from sovereign_ai.federation import RoundReport, StageResults
 
 __all__ = ["RoundProgress"]
 
@@ -78,3 +79,7 @@ class RoundProgress:
         self._progress.console.print(
             f"[yellow]Round {round_number}, attempt {attempt} fell through:[/] {escape(reason)}"
         )
+
+    def on_stage_end(self, round_number: int, stage: Stage, answered: StageResults) -> None:
+        """Nothing to draw per stage: the bar moves per round."""
+        del round_number, stage, answered

@@ -15,8 +15,9 @@ from sovereign_ai.federation.assembly import (
 from sovereign_ai.federation.baselines import BaselineScore, train_alone, train_centralised
 from sovereign_ai.federation.checkpoint import CheckpointStore, RoundCheckpoint
 from sovereign_ai.federation.coordinator import Coordinator, node_seed
+from sovereign_ai.federation.egress import EgressFilter, EgressPipeline
 from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spec, parse_job_spec
-from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.node import LocalData, Node, StageHandler
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
 from sovereign_ai.federation.run_folder import RunFolder
 from sovereign_ai.federation.simulation import (
@@ -25,12 +26,17 @@ from sovereign_ai.federation.simulation import (
     prepare_simulation,
     run_simulation,
 )
+from sovereign_ai.federation.steps import EvaluateStep, StatisticsStep, TrainStep
 from sovereign_ai.federation.transports import InMemoryTransport, TaskHandler
+from sovereign_ai.federation.workflow import RoundState, RoundStep, StageResults, StageRunner
 
 __all__ = [
     "BaselineScore",
     "CheckpointStore",
     "Coordinator",
+    "EgressFilter",
+    "EgressPipeline",
+    "EvaluateStep",
     "FederationHistory",
     "InMemoryTransport",
     "JobSpec",
@@ -39,10 +45,17 @@ __all__ = [
     "RoundCheckpoint",
     "RoundObserver",
     "RoundReport",
+    "RoundState",
+    "RoundStep",
     "RunFolder",
     "SimulationBackend",
     "SimulationSetup",
+    "StageHandler",
+    "StageResults",
+    "StageRunner",
+    "StatisticsStep",
     "TaskHandler",
+    "TrainStep",
     "build_coordinator",
     "build_strategy",
     "initial_parameters",

@@ -1,27 +1,26 @@
 """The coordinator: the one round loop, for simulation and deployment alike.
 
-Each round is a sequence of stages carried by a :class:`~sovereign_ai.core.Transport`::
+A round is a workflow of steps over one :class:`~sovereign_ai.federation.workflow.RoundState`
+(:mod:`sovereign_ai.federation.steps`: train, then evaluate; feature statistics once, in round
+0). The coordinator keeps only the generic work::
 
-    cohort = strategy.configure_train(...)      # who trains, with which settings
-    results = transport.run_stage(train tasks)  # collect until the deadline
-    parameters = strategy.aggregate_train(...)  # only if at least the minimum cohort answered
-    metrics = evaluate (federated, weighted by examples; and centrally if a test set is given)
-    store.save_round(...)                        # the round is durable before the next begins
+    wait until the strategy's minimum of nodes is connected
+    for each step: step.run(state, stages)      # stages = bind tasks, deadline, accept answers
+    adopt state.aggregate; store.save_round(...) # the round is durable before the next begins
 
-Every answer is checked against what its stage expects (:mod:`sovereign_ai.federation.answers`)
-before anything is aggregated; an answer that does not fit is that node's failure, with the
-reason, and the stage goes on with the others. A round that falls short of the minimum cohort, or
-whose aggregate is not finite, is retried with a fresh sample (up to ``max_round_attempts``);
-after that the job stops with :class:`InsufficientNodesError` (naming the missing nodes and
-why) or :class:`AggregationError`. Before each attempt the coordinator waits for the strategy's
-minimum number of nodes to be connected, as long as ``max_node_wait_s`` allows.
+Every answer is held to what its stage expects (:mod:`sovereign_ai.federation.answers`) before a
+step sees it; an answer that does not fit is that node's failure, with the reason, and the stage
+goes on with the others. A round whose step falls short of its quorum
+(:class:`InsufficientNodesError`) or whose aggregate cannot be adopted (:class:`AggregationError`)
+is retried from its first step with a fresh sample (up to ``max_round_attempts``); after that the
+job stops with that error. Before each attempt the coordinator waits for the strategy's minimum
+number of nodes to be connected, as long as ``max_node_wait_s`` allows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
@@ -42,31 +41,27 @@ from sovereign_ai.core import (
 from sovereign_ai.errors import (
     AggregationError,
     ConfigError,
-    FederationError,
     InsufficientNodesError,
     InvalidAnswerError,
-    SerializationError,
     StaleMessageError,
 )
-from sovereign_ai.federation.answers import (
-    DEFAULT_MAX_EXAMPLES_PER_NODE,
-    AnswerRules,
-    check_evaluation,
-    check_statistics,
-    check_update,
-)
+from sovereign_ai.federation.answers import DEFAULT_MAX_EXAMPLES_PER_NODE, AnswerRules
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
+from sovereign_ai.federation.steps import (
+    CentralEvaluator,
+    EvaluateStep,
+    StatisticsStep,
+    TrainStep,
+)
+from sovereign_ai.federation.workflow import Accept, RoundState, RoundStep, StageResults
 
 __all__ = ["CentralEvaluator", "Coordinator", "node_seed"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-CentralEvaluator = Callable[[Parameters], Mapping[str, float]]
-"""Evaluates global parameters on a test set the coordinator holds (simulation, benchmarks)."""
 
 
 def node_seed(seed: int, round_number: int, node_id: str) -> int:
@@ -195,6 +190,17 @@ class Coordinator:
             train_metrics=TRAIN_METRICS,
             evaluate_metrics=EVALUATE_METRICS,
         )
+        self.workflow: list[RoundStep] = [
+            TrainStep(strategy=strategy, rules=self.rules),
+            EvaluateStep(
+                strategy=strategy,
+                rules=self.rules,
+                evaluate_every=evaluate_every,
+                total_rounds=rounds,
+                central_evaluator=central_evaluator,
+            ),
+        ]
+        """The steps of every round, in order; capabilities add theirs."""
 
     # The loop -----------------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> FederationHistory:
@@ -218,8 +224,7 @@ class Coordinator:
         parameters, start = self._starting_point(resume=resume)
         history = FederationHistory(resumed_from=start)
         for round_number in range(start + 1, self.rounds + 1):
-            if self.observer is not None:
-                self.observer.on_round_start(round_number, self.rounds)
+            self._notify("on_round_start", round_number, self.rounds)
             report, parameters = self._run_round(round_number, parameters)
             if self.store is not None:
                 self.store.save_round(
@@ -230,8 +235,7 @@ class Coordinator:
                     record=report.record(),
                 )
             history.rounds.append(report)
-            if self.observer is not None:
-                self.observer.on_round_end(report)
+            self._notify("on_round_end", report)
         history.parameters = parameters
         return history
 
@@ -265,20 +269,6 @@ class Coordinator:
         logger.info("Resuming job %s after round %d", self.job_id, latest.round_number)
         return latest.parameters, latest.round_number
 
-    def _require_cohort(
-        self, stage: Stage, round_number: int, results: Sequence[Result], outcome: StageOutcome
-    ) -> None:
-        """Raise, naming the missing nodes and their reasons, if fewer than the minimum answered."""
-        if len(results) < self.strategy.min_train_nodes:
-            raise InsufficientNodesError(
-                stage=stage.value,
-                round_number=round_number,
-                answered=sorted(r.node_id for r in results),
-                missing=sorted(outcome.failures),
-                minimum=self.strategy.min_train_nodes,
-                reason=_failure_summary(outcome.failures),
-            )
-
     def _connected_nodes(self, round_number: int) -> list[str]:
         """The connected nodes once at least the strategy's minimum is there.
 
@@ -305,8 +295,7 @@ class Coordinator:
                     minimum=minimum,
                     reason=f"Waited {waited_s:.0f} s for nodes to connect.",
                 )
-            if self.observer is not None:
-                self.observer.on_waiting(nodes, minimum, waited_s)
+            self._notify("on_waiting", nodes, minimum, waited_s)
             slice_s = self.wait_report_s
             if limit_s is not None:
                 slice_s = max(min(slice_s, limit_s - waited_s), 1e-3)
@@ -314,36 +303,9 @@ class Coordinator:
         return nodes
 
     def _with_feature_scaling(self, parameters: Parameters) -> Parameters:
-        if "input_mean" not in parameters or "input_std" not in parameters:
-            raise ConfigError(
-                "standardize_features needs a model with 'input_mean' and 'input_std' tensors; "
-                f"this model has {', '.join(parameters)}."
-            )
-        width = int(parameters["input_mean"].size)
-
-        def accept(result: Result) -> Result:
-            check_statistics(result, width=width, rules=self.rules)
-            return result
-
-        def attempt(number: int) -> list[Result]:
-            nodes = self._connected_nodes(0)
-            instructions = [NodeInstruction(node_id=node) for node in nodes]
-            outcome = self._run_stage(Stage.STATISTICS, 0, Parameters({}), instructions)
-            results = self._accepted(outcome, instructions, Stage.STATISTICS, 0, accept)
-            self._require_cohort(Stage.STATISTICS, 0, results, outcome)
-            return results
-
-        results, _ = self._with_retries(0, attempt)
-        count = math.fsum(float(r.parameters["count"][0]) for r in results)
-        total = np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0)
-        total_sq = np.sum([np.asarray(r.parameters["sum_sq"], np.float64) for r in results], axis=0)
-        mean = total / count  # (d,)
-        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))  # (d,)
-        std = np.where(std > 1e-12, std, 1.0)
-        tensors = dict(parameters)
-        tensors["input_mean"] = mean.astype(np.float32).reshape(parameters["input_mean"].shape)
-        tensors["input_std"] = std.astype(np.float32).reshape(parameters["input_std"].shape)
-        return Parameters(tensors)
+        """Round 0: the set-up workflow (feature statistics) gives round 1's starting model."""
+        step = StatisticsStep(rules=self.rules, minimum=self.strategy.min_train_nodes)
+        return self._run_workflow(0, parameters, [step])[1]
 
     def _with_retries(self, round_number: int, attempt: Callable[[int], _T]) -> tuple[_T, int]:
         """Run ``attempt(number)`` until it succeeds or ``max_round_attempts`` are spent.
@@ -359,8 +321,7 @@ class Coordinator:
                 if isinstance(exc, InsufficientNodesError) and exc.stage == "connect":
                     raise  # the operator's wait limit is spent; another attempt would wait again
                 logger.warning("Round %d attempt %d: %s", round_number, number, exc)
-                if self.observer is not None:
-                    self.observer.on_attempt_failed(round_number, number, str(exc))
+                self._notify("on_attempt_failed", round_number, number, str(exc))
                 if number == self.max_round_attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
@@ -368,162 +329,81 @@ class Coordinator:
     def _run_round(
         self, round_number: int, parameters: Parameters
     ) -> tuple[RoundReport, Parameters]:
-        def accept(result: Result) -> Result:
-            return check_update(result, model=parameters, rules=self.rules)
+        return self._run_workflow(round_number, parameters, self.workflow)
+
+    def _run_workflow(
+        self, round_number: int, parameters: Parameters, steps: Sequence[RoundStep]
+    ) -> tuple[RoundReport, Parameters]:
+        """Run ``steps`` over a fresh round state, retrying the whole round as needed."""
 
         def attempt(number: int) -> tuple[RoundReport, Parameters]:
-            rng = np.random.default_rng([self.seed, round_number, number])
-            nodes = self._connected_nodes(round_number)
-            instructions = self.strategy.configure_train(
-                round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
+            state = RoundState(
+                round_number=round_number,
+                attempt=number,
+                rng=np.random.default_rng([self.seed, round_number, number]),
+                parameters=parameters,
+                nodes=self._connected_nodes(round_number),
             )
-            outcome = self._run_stage(Stage.TRAIN, round_number, parameters, instructions)
-            results = self._accepted(outcome, instructions, Stage.TRAIN, round_number, accept)
-            self._require_cohort(Stage.TRAIN, round_number, results, outcome)
-            new_parameters = self._aggregate(round_number, parameters, results)
-            evaluation, evaluate_failures = self._evaluate(round_number, new_parameters, rng)
-            metrics = {
-                "train_nodes": float(len(results)),
-                **_weighted_train_metrics(results),
-                **evaluation,
-            }
-            failures = {node: f"evaluate: {why}" for node, why in evaluate_failures.items()}
+            for step in steps:
+                step.run(state, self._run_stage)
+            if state.aggregate is None:
+                raise AggregationError(
+                    f"Round {round_number}: no step of the workflow formed a new model."
+                )
             report = RoundReport(
                 round_number=round_number,
-                cohort=[i.node_id for i in instructions],
-                answered=[r.node_id for r in results],
-                failures={**failures, **outcome.failures},
-                metrics=metrics,
+                cohort=state.cohort,
+                answered=state.survivors,
+                failures=state.failures,
+                metrics=state.metrics,
                 attempts=number,
             )
-            return report, new_parameters
+            return report, state.aggregate
 
         return self._with_retries(round_number, attempt)[0]
-
-    def _aggregate(
-        self, round_number: int, parameters: Parameters, results: Sequence[Result]
-    ) -> Parameters:
-        """The strategy's next global model, adopted only if it is finite and of the model's spec.
-
-        Raises
-        ------
-        AggregationError
-            Otherwise; the strategy's state is then as it was before the attempt.
-        """
-        saved_state = self.strategy.state_dict()
-        try:
-            new_parameters = self.strategy.aggregate_train(
-                round_number=round_number, parameters=parameters, results=results
-            )
-            if new_parameters.spec != parameters.spec:
-                raise AggregationError(
-                    f"Round {round_number}: the strategy returned parameters of spec "
-                    f"{new_parameters.spec}; expected the model's {parameters.spec}."
-                )
-            if not np.isfinite(new_parameters.flatten()).all():
-                raise AggregationError(
-                    f"Round {round_number}: the aggregate holds non-finite values; it is not "
-                    "adopted."
-                )
-        except (FederationError, SerializationError) as exc:
-            self.strategy.load_state_dict(saved_state)
-            if isinstance(exc, AggregationError):
-                raise
-            raise AggregationError(
-                f"Round {round_number}: the aggregate could not be formed: {exc}"
-            ) from exc
-        return new_parameters
-
-    def _evaluate(
-        self, round_number: int, parameters: Parameters, rng: np.random.Generator
-    ) -> tuple[dict[str, float], dict[str, str]]:
-        """The round's evaluation metrics, and the nodes whose evaluation failed, with why."""
-        metrics: dict[str, float] = {}
-        failures: dict[str, str] = {}
-        is_due = self.evaluate_every > 0 and round_number % self.evaluate_every == 0
-        if is_due or round_number == self.rounds:
-            metrics.update(self._federated_evaluation(round_number, parameters, rng, failures))
-            if self.central_evaluator is not None:
-                central = self.central_evaluator(parameters)
-                metrics.update({f"central_{k}": float(v) for k, v in central.items()})
-        return metrics, failures
-
-    def _federated_evaluation(
-        self,
-        round_number: int,
-        parameters: Parameters,
-        rng: np.random.Generator,
-        failures: dict[str, str],
-    ) -> dict[str, float]:
-        """``federated_*`` metrics (none when too few nodes could evaluate); fills ``failures``."""
-
-        def accept(result: Result) -> Result:
-            check_evaluation(result, rules=self.rules)
-            return result
-
-        try:
-            instructions = self.strategy.configure_evaluate(
-                round_number=round_number,
-                parameters=parameters,
-                nodes=self.transport.available_nodes(),
-                rng=rng,
-            )
-            if not instructions:
-                return {}
-            outcome = self._run_stage(Stage.EVALUATE, round_number, parameters, instructions)
-            answered = self._accepted(outcome, instructions, Stage.EVALUATE, round_number, accept)
-            failures.update(outcome.failures)
-            results = [r for r in answered if r.num_examples > 0]  # nodes without test rows
-            if len(results) < self.strategy.min_evaluate_nodes:
-                logger.warning(
-                    "Round %d: %d node(s) evaluated, fewer than the %d needed; no federated "
-                    "metrics this round.",
-                    round_number,
-                    len(results),
-                    self.strategy.min_evaluate_nodes,
-                )
-                return {}
-            aggregated = self.strategy.aggregate_evaluate(
-                round_number=round_number, results=results
-            )
-        except FederationError as exc:
-            logger.warning("Round %d: no federated evaluation: %s", round_number, exc)
-            return {}
-        return {f"federated_{k}": float(v) for k, v in aggregated.items()}
 
     # Stages -------------------------------------------------------------------------------------
     def _run_stage(
         self,
+        state: RoundState,
         stage: Stage,
-        round_number: int,
-        parameters: Parameters,
         instructions: Sequence[NodeInstruction],
-    ) -> StageOutcome:
+        *,
+        parameters: Parameters | Callable[[str], Parameters],
+        accept: Accept,
+    ) -> StageResults:
+        """Bind one task per instructed node, collect until the deadline, accept the answers."""
         tasks = [
             Task(
                 job_id=self.job_id,
-                round_number=round_number,
+                round_number=state.round_number,
                 stage=stage,
                 node_id=instruction.node_id,
-                parameters=parameters,
+                parameters=parameters(instruction.node_id) if callable(parameters) else parameters,
                 config={
                     **self.stage_config,
                     **instruction.config,
-                    "seed": node_seed(self.seed, round_number, instruction.node_id),
+                    "seed": node_seed(self.seed, state.round_number, instruction.node_id),
                 },
             )
             for instruction in instructions
         ]
-        return self.transport.run_stage(tasks, timeout_s=self.round_timeout_s)
+        outcome = self.transport.run_stage(tasks, timeout_s=self.round_timeout_s)
+        answered = self._accepted(
+            outcome, instructions, stage=stage, round_number=state.round_number, accept=accept
+        )
+        self._notify("on_stage_end", state.round_number, stage, answered)
+        return answered
 
     def _accepted(
         self,
         outcome: StageOutcome,
         instructions: Sequence[NodeInstruction],
+        *,
         stage: Stage,
         round_number: int,
-        accept: Callable[[Result], Result],
-    ) -> list[Result]:
+        accept: Accept,
+    ) -> StageResults:
         """Results that answer this stage's tasks as the stage expects, sorted by node id.
 
         Sorting makes aggregation independent of arrival order, so a resumed run reproduces an
@@ -533,6 +413,7 @@ class Coordinator:
         """
         expected = {i.node_id for i in instructions}
         accepted: dict[str, Result] = {}
+        failures = dict(outcome.failures)
         for result in outcome.results:
             if result.node_id not in expected or result.node_id in accepted:
                 logger.warning("Refused an unexpected or duplicate result from %r", result.node_id)
@@ -544,31 +425,11 @@ class Coordinator:
             except (StaleMessageError, InvalidAnswerError) as exc:
                 logger.warning("%s", exc)
                 reason = exc.problem if isinstance(exc, InvalidAnswerError) else str(exc)
-                outcome.failures[result.node_id] = f"answer refused: {reason}"
-        return [accepted[node] for node in sorted(accepted)]
+                failures[result.node_id] = f"answer refused: {reason}"
+        return StageResults([accepted[node] for node in sorted(accepted)], failures)
 
-
-def _failure_summary(failures: Mapping[str, str], *, limit: int = 3) -> str | None:
-    """The reasons nodes gave for failing, grouped, so the person sees *why* a round fell short."""
-    if not failures:
-        return None
-    by_reason: dict[str, list[str]] = {}
-    for node, reason in sorted(failures.items()):
-        by_reason.setdefault(reason, []).append(node)
-    parts = [
-        f"{', '.join(nodes[:limit])}{' and others' if len(nodes) > limit else ''}: {reason}"
-        for reason, nodes in list(by_reason.items())[:limit]
-    ]
-    return "Reasons: " + "; ".join(parts)
-
-
-def _weighted_train_metrics(results: Sequence[Result]) -> dict[str, float]:
-    """Example-weighted mean of what nodes reported about their local training."""
-    total = sum(r.num_examples for r in results)
-    if total == 0:
-        return {}
-    names = sorted(set.intersection(*(set(r.metrics) for r in results)))
-    return {
-        name: float(sum(r.metrics[name] * r.num_examples for r in results) / total)
-        for name in names
-    }
+    def _notify(self, event: str, *args: object) -> None:
+        """Tell the observer, if it listens for ``event`` (observers implement what they need)."""
+        handler = getattr(self.observer, event, None)
+        if handler is not None:
+            handler(*args)

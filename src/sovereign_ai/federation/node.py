@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
 from sovereign_ai.errors import ConfigError, DataError
+from sovereign_ai.federation.egress import EgressPipeline
 from sovereign_ai.learning import (
     TrainConfig,
     create_model,
@@ -28,9 +29,12 @@ from sovereign_ai.learning import (
 )
 from sovereign_ai.learning.zoo import MODEL_PLUGIN_GROUP
 
-__all__ = ["EVALUATE_METRICS", "TRAIN_METRICS", "LocalData", "Node"]
+__all__ = ["EVALUATE_METRICS", "TRAIN_METRICS", "LocalData", "Node", "StageHandler"]
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_COMMON_SETTINGS = frozenset(
+    {"model", "model_options", "model_plugin", "num_features", "num_classes", "seed", *_TRAIN_KEYS}
+)  # what the coordinator sends with every task of a plain round (federation/assembly.py)
 
 TRAIN_METRICS = ("train_loss", "train_accuracy")
 """The metrics a node reports with its update; the coordinator refuses any other name."""
@@ -70,8 +74,16 @@ class LocalData:
             )
 
 
+StageHandler = Callable[[Task], Result]
+"""Carries out one kind of task with the node's data and returns the answer."""
+
+
 class Node:
     """Answers tasks from the coordinator with its local data.
+
+    Stage handlers are registered by stage name (statistics, train and evaluate are built in;
+    capabilities register theirs with :meth:`register_stage`), and every answer leaves through
+    the node's :attr:`egress` pipeline.
 
     Parameters
     ----------
@@ -84,26 +96,55 @@ class Node:
     def __init__(self, node_id: str, *, data: LocalData) -> None:
         self.node_id = node_id
         self.data = data
+        self.egress = EgressPipeline()
         self._models: dict[tuple[str, str, int, int], Any] = {}
+        self._handlers: dict[str, StageHandler] = {}
+        self._settings: set[str] = set(_COMMON_SETTINGS)
+        self.register_stage(Stage.STATISTICS, self._statistics)
+        self.register_stage(Stage.TRAIN, self._train)
+        self.register_stage(Stage.EVALUATE, self._evaluate)
 
-    def handle(self, task: Task) -> Result:
-        """Carry out one task and return the answer bound to it.
+    def register_stage(
+        self, stage: Stage, handler: StageHandler, *, settings: Iterable[str] = ()
+    ) -> None:
+        """Answer tasks of ``stage`` with ``handler``, which may read the task ``settings`` named.
 
         Raises
         ------
         ConfigError
-            If the task is addressed to another node or names a model or setting this node
-            does not have.
+            If the stage already has a handler.
+        """
+        if stage.value in self._handlers:
+            raise ConfigError(f"Node {self.node_id!r} already handles stage {stage.value!r}.")
+        self._handlers[stage.value] = handler
+        self._settings.update(settings)
+
+    def handle(self, task: Task) -> Result:
+        """Carry out one task and return the answer, as it leaves through :attr:`egress`.
+
+        Raises
+        ------
+        ConfigError
+            If the task is addressed to another node, is of a stage this node does not handle,
+            carries a setting it does not understand, or names a model it does not have.
         """
         if task.node_id != self.node_id:
             raise ConfigError(f"Task for node {task.node_id!r} reached node {self.node_id!r}.")
-        if task.stage is Stage.STATISTICS:
-            return self._statistics(task)
-        if task.stage is Stage.TRAIN:
-            return self._train(task)
-        if task.stage is Stage.EVALUATE:
-            return self._evaluate(task)
-        raise ConfigError(f"Node {self.node_id!r} does not handle stage {task.stage!r}.")
+        handler = self._handlers.get(task.stage.value)
+        if handler is None:
+            raise ConfigError(
+                f"Node {self.node_id!r} does not handle stage {task.stage.value!r}; it handles "
+                f"{', '.join(sorted(self._handlers))}."
+            )
+        unknown = sorted(set(task.config) - self._settings)
+        if unknown:
+            raise ConfigError(
+                f"Node {self.node_id!r} does not understand the task setting(s) "
+                f"{', '.join(repr(k[:40]) for k in unknown[:5])}: the coordinator runs a newer or "
+                "different version of the framework, or a capability this node lacks. Refused "
+                "rather than ignored."
+            )
+        return self.egress(task, handler(task))
 
     # Stages -------------------------------------------------------------------------------------
     def _statistics(self, task: Task) -> Result:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sovereign_ai.core import Parameters
+from sovereign_ai.core import Parameters, Stage
+from sovereign_ai.federation.workflow import StageResults
 
 __all__ = ["FederationHistory", "RoundObserver", "RoundReport"]
 
@@ -50,7 +51,10 @@ class FederationHistory:
 
 
 class RoundObserver(Protocol):
-    """Receives progress; the CLI draws a progress bar with it."""
+    """Receives progress and per-stage events; the CLI draws a progress bar with them.
+
+    An observer implements the methods it needs: the coordinator calls only those present.
+    """
 
     def on_round_start(self, round_number: int, total_rounds: int) -> None:
         """Called before a round's first stage."""
@@ -63,3 +67,6 @@ class RoundObserver(Protocol):
 
     def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
         """Called when an attempt of a round falls through (it is retried if attempts remain)."""
+
+    def on_stage_end(self, round_number: int, stage: Stage, answered: StageResults) -> None:
+        """Called after every stage of a round: who was accepted, who failed and why."""

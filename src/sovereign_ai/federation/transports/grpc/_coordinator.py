@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from sovereign_ai.core import StageOutcome, Task
+from sovereign_ai.core import Stage, StageOutcome, Task
 from sovereign_ai.errors import ConfigError, TransportError
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc._book import TaskBook
@@ -28,6 +28,7 @@ from sovereign_ai.pki import CoordinatorKit, NodeStatus
 
 if TYPE_CHECKING:
     from sovereign_ai.federation.rounds import RoundReport
+    from sovereign_ai.federation.workflow import StageResults
 
 __all__ = ["GrpcCoordinatorTransport"]
 
@@ -382,6 +383,11 @@ class GrpcCoordinatorTransport:
             reason=f"waiting for {needed} node(s) to connect; {len(connected)} connected after "
             f"{waited_s:.0f} s",
         )
+
+    def on_stage_end(self, round_number: int, stage: Stage, answered: StageResults) -> None:
+        """Show the nodes that failed or were refused in the latest stage (for ``Status``)."""
+        del round_number, stage
+        self._update_status(failures=dict(answered.failures))
 
     def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
         """Record why an attempt of the round fell through (for ``Status``)."""

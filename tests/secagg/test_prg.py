@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -125,3 +126,19 @@ def test_pairwise_masks_cancel_exactly_in_the_modular_sum(
 def test_bad_arguments_are_refused(seed: bytes, length: int, bits: int, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         generate_mask(seed, length=length, modulus_bits=bits)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 1000])
+def test_the_mask_is_the_aes_256_ctr_keystream_from_counter_zero(length: int) -> None:
+    """Known answer, independent of how the generator fills its buffer: keystream block i is
+    AES-256_k(i) (a 128-bit big-endian counter), read as little-endian 64-bit words."""
+    seed = bytes(range(100, 132))
+    encryptor = Cipher(algorithms.AES(seed), modes.ECB()).encryptor()
+    blocks = (length + 1) // 2
+    counters = b"".join(i.to_bytes(16, "big") for i in range(blocks))
+    keystream = encryptor.update(counters) + encryptor.finalize()
+    expected = np.frombuffer(keystream, dtype="<u8")[:length]
+    np.testing.assert_array_equal(generate_mask(seed, length=length, modulus_bits=64), expected)
+    np.testing.assert_array_equal(
+        generate_mask(seed, length=length, modulus_bits=20), expected & np.uint64(2**20 - 1)
+    )

@@ -18,10 +18,10 @@ can shift the result by a chosen amount, which is why shares travel only inside 
 Library or not. The well-kept candidate is pycryptodome's ``Crypto.Protocol.SecretSharing``
 (GF(2**128), so a 32-byte secret is shared as two 16-byte halves). It is not installed in the
 project's environment; measured in a scratch directory (pycryptodome 3.23.0, development machine,
-one 32-byte secret, both halves, split + reconstruct)::
+2 cores shared with other work, one 32-byte secret, both halves, split + reconstruct from ``t``)::
 
-    n = 100, t = 50     pycryptodome  0.24 s (split 0.12 + combine 0.12)   this module  0.002 s
-    n = 500, t = 250    pycryptodome  6.0 s  (split 3.1  + combine 3.0)    this module  0.04 s
+    n = 100, t = 50     pycryptodome  0.24 - 0.29 s    this module  0.002 s
+    n = 500, t = 250    pycryptodome  6.0  - 9.0  s    this module  0.04 - 0.06 s
 
 Its field multiplication is a pure-Python bit loop, so it is too slow at hundreds of shares and
 would add a dependency; this module uses Python's own big integers (C arithmetic), with shares at

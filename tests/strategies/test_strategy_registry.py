@@ -152,8 +152,10 @@ def test_a_plugin_returning_something_else_is_refused_naming_its_package(site: P
         create_strategy("odd")
     assert str(caught.value) == (
         f"The entry point 'odd = {module}:not_a_strategy' of distribution 'bank-strategies' "
-        "(group sovereign_ai.strategies) must return a Strategy; got dict instead. Fix the "
-        "package 'bank-strategies'."
+        "(group sovereign_ai.strategies) must return a Strategy; got dict instead. It lacks: "
+        "needs_individual_updates, min_train_nodes, min_evaluate_nodes, configure_train, "
+        "aggregate_train, configure_evaluate, aggregate_evaluate, state_dict, load_state_dict. "
+        "Fix the package 'bank-strategies'."
     )
 
 

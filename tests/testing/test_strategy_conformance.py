@@ -202,32 +202,65 @@ def test_factory_must_be_callable() -> None:
         check_strategy(FedAvg())  # type: ignore[arg-type]
 
 
+class _FromScratch:
+    """A from-scratch strategy delegating to FedAvg: conformance is structural."""
+
+    def __init__(self) -> None:
+        self._inner = FedAvg()
+        self.needs_individual_updates = False
+        self.min_train_nodes = 2
+        self.min_evaluate_nodes = 1
+
+    def configure_train(self, **kwargs: object) -> list[NodeInstruction]:
+        return self._inner.configure_train(**kwargs)  # type: ignore[arg-type]
+
+    def aggregate_train(self, **kwargs: object) -> Parameters:
+        return self._inner.aggregate_train(**kwargs)  # type: ignore[arg-type]
+
+    def configure_evaluate(self, **kwargs: object) -> list[NodeInstruction]:
+        return self._inner.configure_evaluate(**kwargs)  # type: ignore[arg-type]
+
+    def aggregate_evaluate(self, **kwargs: object) -> dict[str, float]:
+        return self._inner.aggregate_evaluate(**kwargs)  # type: ignore[arg-type]
+
+    def state_dict(self) -> dict[str, FloatArray]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
+        self._inner.load_state_dict(state)
+
+
 def test_a_strategy_without_the_base_class_can_conform() -> None:
-    class Wrapped:
-        """A from-scratch strategy delegating to FedAvg: conformance is structural."""
+    assert isinstance(_FromScratch(), Strategy)
+    check_strategy(_FromScratch)
 
-        def __init__(self) -> None:
-            self._inner = FedAvg()
-            self.min_train_nodes = 2
-            self.min_evaluate_nodes = 1
 
-        def configure_train(self, **kwargs: object) -> list[NodeInstruction]:
-            return self._inner.configure_train(**kwargs)  # type: ignore[arg-type]
+def test_a_strategy_that_does_not_declare_whether_it_needs_individual_updates_fails() -> None:
+    def undeclared() -> _FromScratch:
+        strategy = _FromScratch()
+        del strategy.needs_individual_updates
+        return strategy
 
-        def aggregate_train(self, **kwargs: object) -> Parameters:
-            return self._inner.aggregate_train(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(StrategyConformanceError) as caught:
+        check_strategy(undeclared)
+    assert set(caught.value.failures) == {"protocol"}
+    assert caught.value.failures["protocol"] == (
+        "_FromScratch lacks some methods or properties of Strategy: declare "
+        "needs_individual_updates (True if aggregate_train needs each node's update, False if "
+        "their example-weighted sum is enough: secure aggregation only gives the coordinator the "
+        "sum); missing: needs_individual_updates"
+    )
 
-        def configure_evaluate(self, **kwargs: object) -> list[NodeInstruction]:
-            return self._inner.configure_evaluate(**kwargs)  # type: ignore[arg-type]
 
-        def aggregate_evaluate(self, **kwargs: object) -> dict[str, float]:
-            return self._inner.aggregate_evaluate(**kwargs)  # type: ignore[arg-type]
+@pytest.mark.parametrize("flag", ["no", 0, None, np.bool_(True)])
+def test_a_flag_that_is_not_a_bool_fails_the_protocol_check(flag: object) -> None:
+    def odd() -> _FromScratch:
+        strategy = _FromScratch()
+        strategy.needs_individual_updates = flag  # type: ignore[assignment]
+        return strategy
 
-        def state_dict(self) -> dict[str, FloatArray]:
-            return {}
-
-        def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
-            self._inner.load_state_dict(state)
-
-    assert isinstance(Wrapped(), Strategy)
-    check_strategy(Wrapped)
+    with pytest.raises(StrategyConformanceError) as caught:
+        check_strategy(odd)
+    assert set(caught.value.failures) == {"protocol"}
+    assert caught.value.failures["protocol"].startswith("needs_individual_updates must be a bool")
+    assert caught.value.failures["protocol"].endswith(f"; got {flag!r}")

@@ -48,7 +48,23 @@ class Strategy(Protocol):
     Strategies may keep state across rounds (server momentum, adaptive moments). That state must be
     exposed by :meth:`state_dict` and restored by :meth:`load_state_dict`, so that a coordinator
     resumed from its checkpoint continues bit-for-bit.
+
+    Every strategy also declares :attr:`needs_individual_updates`, because secure aggregation only
+    ever gives the coordinator the *sum* of a round's updates: a strategy that must see each
+    node's update (a median, Krum) cannot run under it, and
+    ``sovereign_ai.strategies.check_secure_aggregation_compatible`` refuses the combination.
     """
+
+    @property
+    def needs_individual_updates(self) -> bool:
+        """Whether :meth:`aggregate_train` needs each node's update, not only their sum.
+
+        ``False`` for strategies that use the updates only through their example-weighted sum
+        (FedAvg, FedAvgM, FedProx, the FedOpt family), which can therefore run under secure
+        aggregation, where the coordinator never sees one node's update. ``True`` for strategies
+        that compare, sort or select individual updates (median, trimmed mean, Krum, Bulyan).
+        """
+        ...
 
     @property
     def min_train_nodes(self) -> int:

@@ -20,9 +20,18 @@ name                      algorithm
 ``multikrum``             :class:`MultiKrum` — mean of the most central updates (ibid.)
 ``bulyan``                :class:`Bulyan` — Krum selection + trimmed median (El Mhamdi et al. 2018)
 ========================  ==================================================================
+
+Strategies of your own subclass :class:`BaseStrategy` (cohort sampling, checks and checkpoint
+plumbing; write ``aggregate_train``) or, to change part of another strategy, wrap it with
+:class:`StrategyWrapper`, which forwards everything a subclass does not override. Every strategy
+declares ``needs_individual_updates``; :func:`check_secure_aggregation_compatible` refuses, with
+the reason, those that cannot run under secure aggregation.
 """
 
+from sovereign_ai.strategies._base import BaseStrategy
 from sovereign_ai.strategies._registry import create_strategy, strategy_names
+from sovereign_ai.strategies._secure_aggregation import check_secure_aggregation_compatible
+from sovereign_ai.strategies._wrapper import StrategyWrapper
 from sovereign_ai.strategies.bulyan import Bulyan
 from sovereign_ai.strategies.fedadagrad import FedAdagrad
 from sovereign_ai.strategies.fedadam import FedAdam
@@ -35,6 +44,7 @@ from sovereign_ai.strategies.median import FedMedian
 from sovereign_ai.strategies.trimmed_mean import FedTrimmedAvg
 
 __all__ = [
+    "BaseStrategy",
     "Bulyan",
     "FedAdagrad",
     "FedAdam",
@@ -46,6 +56,8 @@ __all__ = [
     "FedYogi",
     "Krum",
     "MultiKrum",
+    "StrategyWrapper",
+    "check_secure_aggregation_compatible",
     "create_strategy",
     "strategy_names",
 ]

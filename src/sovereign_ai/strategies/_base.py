@@ -1,9 +1,10 @@
-"""What every built-in strategy shares: cohort sampling, update stacking and metric averaging.
+"""The base class of the built-in strategies, public for users' own: sampling, checks, stacking.
 
-A concrete strategy subclasses :class:`BaseStrategy` and writes only ``aggregate_train`` (plus its
-state, if it keeps any). Updates are aggregated as one ``(n, d)`` float64 matrix built by
-:meth:`BaseStrategy._stack_updates` (or streamed into a weighted mean by
-:meth:`BaseStrategy._weighted_mean_update`), refusing updates that do not fit the global model.
+A concrete strategy subclasses :class:`BaseStrategy`, declares ``needs_individual_updates`` and
+writes only ``aggregate_train`` (plus its state, if it keeps any). Updates are aggregated as one
+``(n, d)`` float64 matrix built by :meth:`BaseStrategy._stack_updates` (or streamed into a
+weighted mean by :meth:`BaseStrategy._weighted_mean_update`), refusing updates that do not fit the
+global model.
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ class UpdateStack:
 
 
 class BaseStrategy(ABC):
-    """Cohort sampling, evaluation averaging and checkpoint plumbing for built-in strategies.
+    """Cohort sampling, evaluation averaging and checkpoint plumbing; subclasses write the rule.
+
+    Every built-in strategy is a subclass, and so may yours be: write :meth:`aggregate_train`,
+    set ``needs_individual_updates``, and inherit the rest of the
+    :class:`~sovereign_ai.core.Strategy` protocol, which passes
+    :func:`sovereign_ai.testing.check_strategy`.
 
     Parameters
     ----------
@@ -76,7 +82,33 @@ class BaseStrategy(ABC):
         Fewest nodes sampled for, and results aggregated in, a train stage.
     min_evaluate_nodes
         Fewest nodes sampled for, and results averaged in, an evaluate stage.
+
+    Notes
+    -----
+    What a subclass sets or calls (protected: for subclasses, not for callers of a strategy):
+
+    ``needs_individual_updates``
+        Class attribute. ``True`` (the default: fail closed) unless the rule uses the updates only
+        through :meth:`_weighted_mean_update`; set it to ``False`` then, so that the strategy may
+        run under secure aggregation, which gives the coordinator only the sum of the updates.
+    :meth:`_weighted_mean_update`
+        The example-weighted mean update, shape ``(d,)`` float64, streamed in ``O(d)`` memory.
+    :meth:`_stack_updates`
+        The updates as rows of one ``(n, d)`` float64 matrix with their weights and node ids.
+    :meth:`_apply_update`
+        The global parameters moved by a ``(d,)`` update, refused if not finite in float32.
+    :meth:`_quorum`
+        The fewest updates the rule needs and why (Krum's ``2f + 3``); raises
+        ``min_train_nodes`` to it.
+    ``_STATE_KEYS``, :meth:`state_dict`, :meth:`_restore_state`
+        State kept across rounds: name the keys, return float32 copies, adopt checked arrays.
+
+    All of them check their input (spec, finiteness, duplicates, quorum) and raise the
+    framework's errors, so a subclass need not.
     """
+
+    needs_individual_updates: bool = True
+    """Whether :meth:`aggregate_train` needs each update, not only their example-weighted sum."""
 
     _STATE_KEYS: ClassVar[tuple[str, ...]] = ()
 
@@ -404,7 +436,14 @@ def _update_vector(round_number: int, result: Result) -> Vector:
 
 
 def describe(strategy: object) -> str:
-    """``Name(option=value, ...)`` from the constructor's keyword parameters."""
+    """``Name(option=value, ...)`` from the constructor's parameters the object keeps as attributes.
+
+    A parameter not kept under its own name is left out rather than failing the ``repr``.
+    """
     signature = inspect.signature(type(strategy))
-    options = ", ".join(f"{name}={getattr(strategy, name)!r}" for name in signature.parameters)
+    options = ", ".join(
+        f"{name}={getattr(strategy, name)!r}"
+        for name in signature.parameters
+        if hasattr(strategy, name)
+    )
     return f"{type(strategy).__name__}({options})"

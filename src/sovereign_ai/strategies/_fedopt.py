@@ -38,6 +38,8 @@ class AdaptiveFedOpt(BaseStrategy):
     rounds aggregated. The state is empty before the first round.
     """
 
+    needs_individual_updates = False  # uses the updates only through their example-weighted sum
+
     _STATE_KEYS: ClassVar[tuple[str, ...]] = ("first_moment", "second_moment", "step")
 
     def __init__(

@@ -11,7 +11,8 @@ is a :class:`~sovereign_ai.errors.ConfigError` naming the allowed ones rather th
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from sovereign_ai.core import PluginRegistry, Strategy
 from sovereign_ai.errors import ConfigError
@@ -26,7 +27,7 @@ from sovereign_ai.strategies.krum import Krum, MultiKrum
 from sovereign_ai.strategies.median import FedMedian
 from sovereign_ai.strategies.trimmed_mean import FedTrimmedAvg
 
-__all__ = ["STRATEGY_PLUGIN_GROUP", "create_strategy", "strategy_names"]
+__all__ = ["BUILT_IN_STRATEGIES", "STRATEGY_PLUGIN_GROUP", "create_strategy", "strategy_names"]
 
 STRATEGY_PLUGIN_GROUP = "sovereign_ai.strategies"
 """Entry point group through which installed packages add strategies: each names a callable that
@@ -45,24 +46,30 @@ def _factory_problem(candidate: object) -> str | None:
     return None
 
 
+BUILT_IN_STRATEGIES: Mapping[str, Callable[..., Strategy]] = MappingProxyType(
+    {
+        "bulyan": Bulyan,
+        "fedadagrad": FedAdagrad,
+        "fedadam": FedAdam,
+        "fedavg": FedAvg,
+        "fedavgm": FedAvgM,
+        "fedmedian": FedMedian,
+        "fedprox": FedProx,
+        "fedtrimmedavg": FedTrimmedAvg,
+        "fedyogi": FedYogi,
+        "krum": Krum,
+        "multikrum": MultiKrum,
+    }
+)
+"""The strategies built in, by the name a job file gives them."""
+
+
 def _strategy_registry() -> PluginRegistry[Callable[..., object]]:
     """A registry of the built-in strategies that reads the ``sovereign_ai.strategies`` group."""
     return PluginRegistry(
         kind="strategy",
         group=STRATEGY_PLUGIN_GROUP,
-        built_ins={
-            "bulyan": Bulyan,
-            "fedadagrad": FedAdagrad,
-            "fedadam": FedAdam,
-            "fedavg": FedAvg,
-            "fedavgm": FedAvgM,
-            "fedmedian": FedMedian,
-            "fedprox": FedProx,
-            "fedtrimmedavg": FedTrimmedAvg,
-            "fedyogi": FedYogi,
-            "krum": Krum,
-            "multikrum": MultiKrum,
-        },
+        built_ins=BUILT_IN_STRATEGIES,
         check=_factory_problem,
     )
 
@@ -121,8 +128,11 @@ def create_strategy(name: str, **options: object) -> Strategy:
         entry_point = _STRATEGIES.entry_point(key)
         fix = f" Fix the package '{entry_point.distribution}'." if entry_point else ""
         origin = entry_point.describe() if entry_point else f"factory of strategy {key!r}"
+        members = [member for member in vars(Strategy) if not member.startswith("_")]
+        missing = ", ".join(member for member in members if not hasattr(strategy, member))
         raise ConfigError(
-            f"The {origin} must return a Strategy; got {type(strategy).__name__} instead.{fix}"
+            f"The {origin} must return a Strategy; got {type(strategy).__name__} instead. "
+            f"It lacks: {missing}.{fix}"
         )
     return strategy
 

@@ -42,6 +42,8 @@ class Bulyan(BaseStrategy):
     ``O(n² d + θ n² log n)``.
     """
 
+    needs_individual_updates = True  # selects individual updates with Krum, then trims them
+
     def __init__(
         self,
         *,

@@ -50,6 +50,8 @@ class FedAvg(BaseStrategy):
     array([4., 4.], dtype=float32)
     """
 
+    needs_individual_updates = False  # uses the updates only through their example-weighted sum
+
     def aggregate_train(
         self,
         *,

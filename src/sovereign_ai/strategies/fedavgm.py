@@ -42,6 +42,8 @@ class FedAvgM(BaseStrategy):
     from a checkpoint continues bit-for-bit. The state is empty before the first round.
     """
 
+    needs_individual_updates = False  # uses the updates only through their example-weighted sum
+
     _STATE_KEYS: ClassVar[tuple[str, ...]] = ("momentum",)
 
     def __init__(

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result
+from sovereign_ai.core import FloatArray, NodeInstruction, Parameters
 from sovereign_ai.errors import CheckpointError
-from sovereign_ai.strategies._base import describe
 from sovereign_ai.strategies._validation import CohortOptions, check_float
+from sovereign_ai.strategies._wrapper import StrategyWrapper
 from sovereign_ai.strategies.fedavg import FedAvg
 
 __all__ = ["FedProx"]
@@ -21,12 +21,13 @@ __all__ = ["FedProx"]
 _PROXIMAL_MU_KEY = "proximal_mu"  # the train setting the node's trainer reads ``mu`` from
 
 
-class FedProx:
+class FedProx(StrategyWrapper):
     """FedAvg on the coordinator; each node adds ``(mu / 2) ||w - w_global||²`` to its loss.
 
     The coordinator side of FedProx is FedAvg's aggregation: this class wraps a
-    :class:`~sovereign_ai.strategies.FedAvg` and only adds ``proximal_mu`` to the settings of
-    every train instruction. The proximal term itself is applied by the node's trainer.
+    :class:`~sovereign_ai.strategies.FedAvg` (a :class:`~sovereign_ai.strategies.StrategyWrapper`
+    forwards the rest) and only adds ``proximal_mu`` to the settings of every train instruction.
+    The proximal term itself is applied by the node's trainer.
 
     Parameters
     ----------
@@ -39,7 +40,11 @@ class FedProx:
     -----
     Li et al. also tolerate partial work (nodes doing fewer local epochs); here every node runs
     the job's local epochs and drops out as a whole, which the round loop already handles.
+    Like FedAvg it uses the updates only through their example-weighted sum, so it may run under
+    secure aggregation.
     """
+
+    inner: FedAvg
 
     def __init__(
         self,
@@ -60,35 +65,24 @@ class FedProx:
             min_train_nodes=min_train_nodes,
             min_evaluate_nodes=min_evaluate_nodes,
         )
-        self._fedavg = FedAvg(
-            fraction_train=cohort.fraction_train,
-            fraction_evaluate=cohort.fraction_evaluate,
-            min_train_nodes=cohort.min_train_nodes,
-            min_evaluate_nodes=cohort.min_evaluate_nodes,
+        super().__init__(
+            FedAvg(
+                fraction_train=cohort.fraction_train,
+                fraction_evaluate=cohort.fraction_evaluate,
+                min_train_nodes=cohort.min_train_nodes,
+                min_evaluate_nodes=cohort.min_evaluate_nodes,
+            )
         )
-
-    def __repr__(self) -> str:
-        return describe(self)
 
     @property
     def fraction_train(self) -> float:
         """Share of available nodes sampled to train each round."""
-        return self._fedavg.fraction_train
+        return self.inner.fraction_train
 
     @property
     def fraction_evaluate(self) -> float:
         """Share of available nodes sampled to evaluate each round."""
-        return self._fedavg.fraction_evaluate
-
-    @property
-    def min_train_nodes(self) -> int:
-        """Fewest train results with which a round may be aggregated."""
-        return self._fedavg.min_train_nodes
-
-    @property
-    def min_evaluate_nodes(self) -> int:
-        """Fewest evaluate results with which a round's metrics are reported."""
-        return self._fedavg.min_evaluate_nodes
+        return self.inner.fraction_evaluate
 
     def configure_train(
         self,
@@ -99,7 +93,7 @@ class FedProx:
         rng: np.random.Generator,
     ) -> list[NodeInstruction]:
         """FedAvg's cohort, each node told ``proximal_mu``."""
-        instructions = self._fedavg.configure_train(
+        instructions = self.inner.configure_train(
             round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
         )
         return [
@@ -110,46 +104,8 @@ class FedProx:
             for instruction in instructions
         ]
 
-    def aggregate_train(
-        self,
-        *,
-        round_number: int,
-        parameters: Parameters,
-        results: Sequence[Result],
-    ) -> Parameters:
-        """FedAvg's example-weighted mean of the updates; see :meth:`FedAvg.aggregate_train`."""
-        return self._fedavg.aggregate_train(
-            round_number=round_number, parameters=parameters, results=results
-        )
-
-    def configure_evaluate(
-        self,
-        *,
-        round_number: int,
-        parameters: Parameters,
-        nodes: Sequence[str],
-        rng: np.random.Generator,
-    ) -> list[NodeInstruction]:
-        """FedAvg's evaluating nodes; evaluation needs no proximal term."""
-        return self._fedavg.configure_evaluate(
-            round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
-        )
-
-    def aggregate_evaluate(
-        self,
-        *,
-        round_number: int,
-        results: Sequence[Result],
-    ) -> dict[str, float]:
-        """Example-weighted mean of every metric, plus the total ``num_examples``."""
-        return self._fedavg.aggregate_evaluate(round_number=round_number, results=results)
-
-    def state_dict(self) -> dict[str, FloatArray]:
-        """Empty: FedProx keeps no state across rounds."""
-        return self._fedavg.state_dict()
-
     def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
-        """Accept only the empty state.
+        """Accept only the empty state (FedProx keeps none; FedAvg neither).
 
         Raises
         ------
@@ -161,3 +117,4 @@ class FedProx:
                 "The 'state' parameter of FedProx.load_state_dict must be empty (FedProx keeps "
                 f"no state); got keys {sorted(state)} instead."
             )
+        self.inner.load_state_dict(state)

@@ -46,6 +46,8 @@ class Krum(BaseStrategy):
     robustness back for variance.
     """
 
+    needs_individual_updates = True  # scores each update by its distances to the others
+
     def __init__(
         self,
         *,
@@ -120,6 +122,8 @@ class MultiKrum(BaseStrategy):
     self-reported, so a Byzantine node that slipped into the selection could otherwise inflate
     its weight. Ties in the score go to the smallest node id. Stateless.
     """
+
+    needs_individual_updates = True  # scores each update by its distances to the others
 
     def __init__(
         self,

@@ -35,6 +35,8 @@ class FedMedian(BaseStrategy):
     on the order of ``results``.
     """
 
+    needs_individual_updates = True  # a coordinate-wise median needs every update
+
     def aggregate_train(
         self,
         *,

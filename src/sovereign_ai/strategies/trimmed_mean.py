@@ -38,6 +38,8 @@ class FedTrimmedAvg(BaseStrategy):
     inflate it. Stateless. The result does not depend on the order of ``results``.
     """
 
+    needs_individual_updates = True  # trimming sorts every update's values
+
     def __init__(
         self,
         *,

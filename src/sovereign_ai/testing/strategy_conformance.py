@@ -90,10 +90,24 @@ def _require_equal(left: Parameters, right: Parameters, what: str) -> None:
 
 
 # Checks ------------------------------------------------------------------------------------------
+_FLAG_MEANING = (
+    "True if aggregate_train needs each node's update, False if their example-weighted sum is "
+    "enough: secure aggregation only gives the coordinator the sum"
+)
+
+
 def _check_protocol(factory: StrategyFactory) -> None:
     strategy = factory()
     if not isinstance(strategy, Strategy):
-        _fail(f"{type(strategy).__name__} lacks some methods or properties of Strategy")
+        members = [name for name in vars(Strategy) if not name.startswith("_")]
+        missing = [name for name in members if not hasattr(strategy, name)]
+        reason = f"{type(strategy).__name__} lacks some methods or properties of Strategy: "
+        if "needs_individual_updates" in missing:
+            reason += f"declare needs_individual_updates ({_FLAG_MEANING}); "
+        _fail(reason + f"missing: {', '.join(missing)}")
+    flag = strategy.needs_individual_updates
+    if not isinstance(flag, bool):
+        _fail(f"needs_individual_updates must be a bool, {_FLAG_MEANING}; got {flag!r}")
     for name, minimum in (("min_train_nodes", 1), ("min_evaluate_nodes", 0)):
         value = getattr(strategy, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -328,7 +342,8 @@ def check_strategy(factory: StrategyFactory, *, skip: Collection[str] = ()) -> N
 
     Checks (see :data:`CONFORMANCE_CHECKS`):
 
-    * ``protocol`` — implements :class:`~sovereign_ai.core.Strategy`; sane minimum cohorts.
+    * ``protocol`` — implements :class:`~sovereign_ai.core.Strategy`; declares
+      ``needs_individual_updates`` as a bool; sane minimum cohorts.
     * ``configure_train`` / ``configure_evaluate`` — distinct available nodes, at least the
       minimum, scalar settings, the same choice for the same rng seed, inputs untouched; too few
       nodes to train raises :class:`~sovereign_ai.errors.InsufficientNodesError`.

@@ -9,55 +9,29 @@ FedAvg weights each update by the number of rows the site *says* it trained on. 
 peers of similar standing, or a self-reported count should not buy influence, the plain mean of
 the updates is the fairer rule. It is built by composition: the built-in ``FedAvg`` does the work
 on results whose example counts are set to 1 (0 stays 0); evaluation metrics stay example-weighted.
+``StrategyWrapper`` forwards everything else (cohort sampling, evaluation, checkpoint state, and
+whether the strategy can run under secure aggregation) to the wrapped strategy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import numpy as np
-
-from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result, Strategy
-from sovereign_ai.strategies import FedAvg
+from sovereign_ai.core import Parameters, Result, Strategy
+from sovereign_ai.strategies import FedAvg, StrategyWrapper
 
 __all__ = ["EqualSites", "equal_sites"]
 
 
-class EqualSites:
-    """Any strategy, fed updates that each weigh one; everything else is delegated.
+class EqualSites(StrategyWrapper):
+    """Any strategy, fed updates that each weigh one; everything else is forwarded to it.
 
     Parameters
     ----------
     inner
         The strategy that samples cohorts and aggregates, e.g. ``FedAvg(min_train_nodes=2)``.
     """
-
-    def __init__(self, inner: Strategy) -> None:
-        self.inner = inner
-
-    def __repr__(self) -> str:
-        return f"EqualSites({self.inner!r})"
-
-    @property
-    def min_train_nodes(self) -> int:
-        return self.inner.min_train_nodes
-
-    @property
-    def min_evaluate_nodes(self) -> int:
-        return self.inner.min_evaluate_nodes
-
-    def configure_train(
-        self,
-        *,
-        round_number: int,
-        parameters: Parameters,
-        nodes: Sequence[str],
-        rng: np.random.Generator,
-    ) -> list[NodeInstruction]:
-        return self.inner.configure_train(
-            round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
-        )
 
     def aggregate_train(
         self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
@@ -67,29 +41,6 @@ class EqualSites:
         return self.inner.aggregate_train(
             round_number=round_number, parameters=parameters, results=equal
         )
-
-    def configure_evaluate(
-        self,
-        *,
-        round_number: int,
-        parameters: Parameters,
-        nodes: Sequence[str],
-        rng: np.random.Generator,
-    ) -> list[NodeInstruction]:
-        return self.inner.configure_evaluate(
-            round_number=round_number, parameters=parameters, nodes=nodes, rng=rng
-        )
-
-    def aggregate_evaluate(
-        self, *, round_number: int, results: Sequence[Result]
-    ) -> dict[str, float]:
-        return self.inner.aggregate_evaluate(round_number=round_number, results=results)
-
-    def state_dict(self) -> dict[str, FloatArray]:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, FloatArray]) -> None:
-        self.inner.load_state_dict(state)
 
 
 def equal_sites(

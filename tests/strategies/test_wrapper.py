@@ -18,7 +18,7 @@ from sovereign_ai.strategies import (
     create_strategy,
     strategy_names,
 )
-from sovereign_ai.testing import check_strategy
+from sovereign_ai.testing import StrategyConformanceError, check_strategy
 from sovereign_ai.testing._strategy_inputs import (
     evaluate_results,
     global_parameters,
@@ -152,7 +152,11 @@ class _Tagged(StrategyWrapper):
 
 
 class _Unweighted(StrategyWrapper):
-    """Overrides one hook: every update weighs one in the inner strategy's aggregation."""
+    """Every update weighs one in the inner strategy's aggregation: needs each update."""
+
+    @property
+    def needs_individual_updates(self) -> bool:
+        return True  # re-weighting needs each update; the sum under secure aggregation is fixed
 
     def aggregate_train(
         self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
@@ -163,7 +167,7 @@ class _Unweighted(StrategyWrapper):
         )
 
 
-def test_a_subclass_changes_only_the_hook_it_overrides() -> None:
+def test_a_subclass_changes_only_the_hooks_it_overrides() -> None:
     parameters = global_parameters(seed=0)
     rng_seed = 5
     tagged, plain = _Tagged(FedAvg(fraction_train=0.5)), FedAvg(fraction_train=0.5)
@@ -184,3 +188,12 @@ def test_a_subclass_changes_only_the_hook_it_overrides() -> None:
     expected_vector = (parameters.flatten().astype(np.float64) + mean).astype(np.float32)
     np.testing.assert_array_equal(unweighted.flatten(), expected_vector)
     check_strategy(lambda: _Unweighted(FedAvgM()))
+
+
+def test_a_wrapper_that_reweights_but_keeps_the_inner_flag_fails_conformance() -> None:
+    class Careless(StrategyWrapper):
+        aggregate_train = _Unweighted.aggregate_train
+
+    with pytest.raises(StrategyConformanceError) as caught:
+        check_strategy(lambda: Careless(FedAvg()))
+    assert set(caught.value.failures) == {"uses_only_the_sum"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import sovereign_ai.testing as testing
 from sovereign_ai.core import FloatArray, NodeInstruction, Parameters, Result, Strategy
 from sovereign_ai.errors import ConfigError, SovereignError
-from sovereign_ai.strategies import FedAvg, FedAvgM, create_strategy, strategy_names
+from sovereign_ai.strategies import FedAvg, FedAvgM, FedMedian, create_strategy, strategy_names
 from sovereign_ai.testing import CONFORMANCE_CHECKS, StrategyConformanceError, check_strategy
 
 
@@ -143,7 +144,10 @@ class _ScalesGlobalInPlace(FedAvg):
     ("factory", "expected"),
     [
         (_ReversesResults, {"no_mutation"}),
-        (_Noisy, {"deterministic", "zero_update_fixed_point", "state_round_trip"}),
+        (
+            _Noisy,
+            {"deterministic", "zero_update_fixed_point", "state_round_trip", "uses_only_the_sum"},
+        ),
         (_ForgetsMomentum, {"state_round_trip"}),
         (_AliasesMomentum, {"state_round_trip"}),
         # it also answers no results with {} instead of raising
@@ -183,16 +187,20 @@ def test_failure_is_an_assertion_and_sovereign_error_with_a_readable_message() -
     )
 
 
-def test_an_object_that_is_no_strategy_fails_every_check() -> None:
+def test_an_object_that_is_no_strategy_fails_every_check_but_the_sum_claim() -> None:
     with pytest.raises(StrategyConformanceError) as caught:
         check_strategy(object)  # type: ignore[arg-type]
-    assert set(caught.value.failures) == set(CONFORMANCE_CHECKS)
+    # uses_only_the_sum verifies a claim (needs_individual_updates = False) that object never makes
+    assert set(caught.value.failures) == set(CONFORMANCE_CHECKS) - {"uses_only_the_sum"}
     assert "lacks some methods" in caught.value.failures["protocol"]
     assert caught.value.failures["deterministic"].startswith("raised AttributeError")
 
 
 def test_skip_leaves_out_the_named_checks() -> None:
-    check_strategy(_Noisy, skip={"deterministic", "zero_update_fixed_point", "state_round_trip"})
+    check_strategy(
+        _Noisy,
+        skip={"deterministic", "zero_update_fixed_point", "state_round_trip", "uses_only_the_sum"},
+    )
     with pytest.raises(ConfigError, match="The 'skip' parameter of check_strategy"):
         check_strategy(FedAvg, skip=["determinism"])
 
@@ -264,3 +272,43 @@ def test_a_flag_that_is_not_a_bool_fails_the_protocol_check(flag: object) -> Non
     assert set(caught.value.failures) == {"protocol"}
     assert caught.value.failures["protocol"].startswith("needs_individual_updates must be a bool")
     assert caught.value.failures["protocol"].endswith(f"; got {flag!r}")
+
+
+class _MedianClaimingTheSum(FedMedian):
+    needs_individual_updates = False  # wrong: a median needs each update
+
+
+class _UnweightedClaimingTheSum(FedAvg):
+    """The plain mean of the updates: depends on more than their example-weighted sum."""
+
+    def aggregate_train(
+        self, *, round_number: int, parameters: Parameters, results: Sequence[Result]
+    ) -> Parameters:
+        equal = [dataclasses.replace(r, num_examples=1) for r in results]
+        return super().aggregate_train(
+            round_number=round_number, parameters=parameters, results=equal
+        )
+
+
+@pytest.mark.parametrize("factory", [_MedianClaimingTheSum, _UnweightedClaimingTheSum])
+def test_a_strategy_wrongly_claiming_to_need_only_the_sum_is_caught(factory) -> None:
+    with pytest.raises(StrategyConformanceError) as caught:
+        check_strategy(factory)
+    assert set(caught.value.failures) == {"uses_only_the_sum"}
+    assert caught.value.failures["uses_only_the_sum"].startswith(
+        "needs_individual_updates is False, yet two sets of updates with the same "
+        "example-weighted sum and example counts gave models differing by up to "
+    )
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_built_ins_claiming_the_sum_are_checked_on_it(name: str) -> None:
+    from sovereign_ai.testing.strategy_conformance import _check_uses_only_the_sum
+
+    strategy = create_strategy(name)
+    if strategy.needs_individual_updates:
+        class_ = type(strategy)
+        with pytest.raises(StrategyConformanceError, match="uses_only_the_sum"):
+            check_strategy(type(class_.__name__, (class_,), {"needs_individual_updates": False}))
+    else:
+        _check_uses_only_the_sum(lambda: create_strategy(name))

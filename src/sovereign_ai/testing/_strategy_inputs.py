@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "instruction_summary",
     "node_names",
     "train_results",
+    "with_same_weighted_sum",
 ]
 
 JOB_ID = "conformance"
@@ -62,6 +64,28 @@ def train_results(
             )
         )
     return results
+
+
+def with_same_weighted_sum(results: Sequence[Result], *, seed: int) -> list[Result]:
+    """``results`` with other updates but the same example-weighted sum and example counts.
+
+    Node ``k``'s update becomes ``Δ_k + s_k / n_k`` with shifts ``s_k ~ N(0, 0.5²)`` that sum to
+    zero, so ``Σ n_k Δ_k`` — all that secure aggregation reveals — is unchanged. Needs every
+    ``n_k > 0``.
+    """
+    rng = np.random.default_rng(seed)
+    shifts = {
+        name: rng.normal(scale=0.5, size=(len(results), *array.shape))  # (n, *shape)
+        for name, array in results[0].parameters.items()
+    }
+    moved = []
+    for row, result in enumerate(results):
+        update = {
+            name: array + (shifts[name][row] - shifts[name].mean(axis=0)) / result.num_examples
+            for name, array in result.parameters.items()
+        }
+        moved.append(dataclasses.replace(result, parameters=Parameters(update)))
+    return moved
 
 
 def evaluate_results(*, count: int, round_number: int, seed: int) -> list[Result]:

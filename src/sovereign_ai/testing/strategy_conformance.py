@@ -35,6 +35,7 @@ from sovereign_ai.testing._strategy_inputs import (
     instruction_summary,
     node_names,
     train_results,
+    with_same_weighted_sum,
 )
 
 __all__ = ["CONFORMANCE_CHECKS", "StrategyConformanceError", "check_strategy"]
@@ -319,6 +320,27 @@ def _check_aggregate_evaluate(factory: StrategyFactory) -> None:
             )
 
 
+def _check_uses_only_the_sum(factory: StrategyFactory) -> None:
+    probe = factory()
+    if getattr(probe, "needs_individual_updates", None) is not False:
+        return  # not a claim to work on the sum (protocol checks the flag): nothing to verify
+    parameters = global_parameters(seed=0)
+    results = train_results(
+        parameters=parameters, count=max(probe.min_train_nodes, 4), round_number=1, seed=1
+    )
+    moved = with_same_weighted_sum(results, seed=2)
+    left = factory().aggregate_train(round_number=1, parameters=parameters, results=results)
+    right = factory().aggregate_train(round_number=1, parameters=parameters, results=moved)
+    if not np.allclose(left.flatten(), right.flatten(), rtol=1e-5, atol=1e-6):
+        gap = float(np.max(np.abs(left.flatten() - right.flatten())))
+        _fail(
+            "needs_individual_updates is False, yet two sets of updates with the same "
+            f"example-weighted sum and example counts gave models differing by up to {gap:g}; "
+            "secure aggregation reveals only that sum, so declare True if aggregate_train needs "
+            "each update"
+        )
+
+
 CONFORMANCE_CHECKS: Mapping[str, Callable[[StrategyFactory], None]] = MappingProxyType(
     {
         "protocol": _check_protocol,
@@ -332,6 +354,7 @@ CONFORMANCE_CHECKS: Mapping[str, Callable[[StrategyFactory], None]] = MappingPro
         "insufficient_results": _check_insufficient_results,
         "mismatched_update": _check_mismatched_update,
         "aggregate_evaluate": _check_aggregate_evaluate,
+        "uses_only_the_sum": _check_uses_only_the_sum,
     }
 )
 """Every check :func:`check_strategy` runs, by name (the names ``skip`` accepts)."""
@@ -358,6 +381,9 @@ def check_strategy(factory: StrategyFactory, *, skip: Collection[str] = ()) -> N
     * ``mismatched_update`` — an update of another spec raises ``SerializationError`` or
       ``FederationError``.
     * ``aggregate_evaluate`` — metrics are example-weighted means.
+    * ``uses_only_the_sum`` — a strategy declaring ``needs_individual_updates = False`` gives the
+      same model (to float rounding) for two sets of updates with the same example-weighted sum
+      and example counts, since that sum is all secure aggregation reveals.
 
     Parameters
     ----------

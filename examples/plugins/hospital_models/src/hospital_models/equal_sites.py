@@ -9,8 +9,8 @@ FedAvg weights each update by the number of rows the site *says* it trained on. 
 peers of similar standing, or a self-reported count should not buy influence, the plain mean of
 the updates is the fairer rule. It is built by composition: the built-in ``FedAvg`` does the work
 on results whose example counts are set to 1 (0 stays 0); evaluation metrics stay example-weighted.
-``StrategyWrapper`` forwards everything else (cohort sampling, evaluation, checkpoint state, and
-whether the strategy can run under secure aggregation) to the wrapped strategy.
+``StrategyWrapper`` forwards everything else (cohort sampling, evaluation, checkpoint state) to the
+wrapped strategy; ``needs_individual_updates`` is overridden, since re-weighting needs each update.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ class EqualSites(StrategyWrapper):
     inner
         The strategy that samples cohorts and aggregates, e.g. ``FedAvg(min_train_nodes=2)``.
     """
+
+    @property
+    def needs_individual_updates(self) -> bool:
+        """True: each update is re-weighted, which needs the updates one by one.
+
+        Secure aggregation would give the coordinator only the example-weighted sum, so this
+        strategy cannot run under it (whatever the inner strategy can).
+        """
+        return True
 
     def aggregate_train(
         self, *, round_number: int, parameters: Parameters, results: Sequence[Result]

@@ -97,3 +97,14 @@ def test_a_refused_task_leaves_the_node_able_to_answer_the_next() -> None:
     update = node.handle(task()).parameters
     assert set(update) == set(task().parameters)
     assert any(np.any(tensor != 0) for tensor in update.values())
+
+
+def test_a_task_setting_no_stage_handler_declared_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match=r"does not understand the task setting\(s\) 'clip_norm'"):
+        site().handle(task(Stage.TRAIN, clip_norm=1.0))
+
+
+def test_a_capability_registers_its_stage_and_the_settings_it_reads() -> None:
+    node = site()
+    with pytest.raises(ConfigError, match="already handles stage 'train'"):
+        node.register_stage(Stage.TRAIN, node.handle)

@@ -307,7 +307,7 @@ class Coordinator:
         step = StatisticsStep(rules=self.rules, minimum=self.strategy.min_train_nodes)
         return self._run_workflow(0, parameters, [step])[1]
 
-    def _with_retries(self, round_number: int, attempt: Callable[[int], _T]) -> tuple[_T, int]:
+    def _with_retries(self, round_number: int, attempt: Callable[[int], _T]) -> _T:
         """Run ``attempt(number)`` until it succeeds or ``max_round_attempts`` are spent.
 
         An attempt fails for want of nodes (:class:`InsufficientNodesError`) or because its
@@ -316,7 +316,7 @@ class Coordinator:
         """
         for number in range(1, self.max_round_attempts + 1):
             try:
-                return attempt(number), number
+                return attempt(number)
             except (InsufficientNodesError, AggregationError) as exc:
                 if isinstance(exc, InsufficientNodesError) and exc.stage == "connect":
                     raise  # the operator's wait limit is spent; another attempt would wait again
@@ -360,7 +360,7 @@ class Coordinator:
             )
             return report, state.aggregate
 
-        return self._with_retries(round_number, attempt)[0]
+        return self._with_retries(round_number, attempt)
 
     # Stages -------------------------------------------------------------------------------------
     def _run_stage(

@@ -19,13 +19,21 @@ names = st.text(min_size=1, max_size=12).filter(lambda name: name != "__metadata
 shapes = st.lists(st.integers(0, 4), max_size=3)
 
 
+PAYLOAD = ("<f4", "u1", "<u4", "<u8", "<i8")  # what encode writes with its own dtype code
+
+
+def random_array(rng: np.random.Generator, shape: list[int], dtype: str) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    info = np.iinfo(dtype)  # the full range, extremes included
+    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
 @st.composite
-def tensor_maps(draw: st.DrawFn, dtypes: tuple[str, ...] = ("<f4",)) -> dict[str, np.ndarray]:
+def tensor_maps(draw: st.DrawFn, dtypes: tuple[str, ...] = PAYLOAD) -> dict[str, np.ndarray]:
     keys = draw(st.lists(names, max_size=5, unique=True))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return {
-        key: rng.standard_normal(draw(shapes)).astype(draw(st.sampled_from(dtypes))) for key in keys
-    }
+    return {key: random_array(rng, draw(shapes), draw(st.sampled_from(dtypes))) for key in keys}
 
 
 def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -52,7 +60,7 @@ def test_what_encode_writes_the_library_reads_back(
 
 
 @settings(max_examples=150, deadline=None)
-@given(tensors=tensor_maps(dtypes=("<f2", "<f4", "<f8")))
+@given(tensors=tensor_maps(dtypes=("<f2", "<f8", *PAYLOAD)))
 def test_what_the_library_writes_decode_reads_in_place(tensors: dict[str, np.ndarray]) -> None:
     blob = save(tensors, metadata={"order": "[]"})
 
@@ -77,6 +85,36 @@ def test_chunks_are_the_payload_in_full_size_pieces(
     assert b"".join(pieces) == encoded.to_bytes()
     assert all(len(piece) == chunk for piece in pieces[:-1])
     assert 0 < len(pieces[-1]) <= chunk
+
+
+def test_encode_writes_each_tensors_own_dtype_code_and_other_floats_as_f32() -> None:
+    tensors = {
+        "key": np.frombuffer(b"\x01\x02\x03", dtype=np.uint8),
+        "mask": np.array([2**64 - 1, 0], dtype=">u8"),  # big-endian in, little-endian out
+        "count": np.array([-(2**63)], dtype=np.int64),
+        "sum": np.array([2**32 - 1], dtype=np.uint32),
+        "w": np.array([0.5], dtype=np.float64),
+    }
+
+    blob = encode(tensors).to_bytes()
+
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    assert {name: header[name]["dtype"] for name in tensors} == {
+        "key": "U8",
+        "mask": "U64",
+        "count": "I64",
+        "sum": "U32",
+        "w": "F32",
+    }
+    loaded = load(blob)
+    assert loaded["mask"].tolist() == [2**64 - 1, 0]
+    assert loaded["w"].dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int8, np.uint16, np.bool_, np.complex64])
+def test_encode_refuses_a_dtype_payloads_do_not_carry(dtype: type) -> None:
+    with pytest.raises(SerializationError, match="payloads carry only float32, uint8, uint32"):
+        encode({"w": np.zeros(2, dtype=dtype)})
 
 
 def test_encode_views_the_tensors_memory() -> None:
@@ -133,7 +171,10 @@ F32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
         (payload(None, raw=b'{"a": NaN}'), "NaN, which JSON does not allow"),
         (payload(None, raw=b'{"w": 1, "w": 2}'), "repeats a key"),
         (payload({"__metadata__": {"k": 1}}), "must map strings to strings"),
-        (payload({"w": {**F32, "dtype": "I32"}}, bytes(8)), "dtype 'I32'; parameters must be"),
+        (
+            payload({"w": {**F32, "dtype": "I32"}}, bytes(8)),
+            "dtype 'I32'; payloads carry only F16, F32, F64, U8, U32, U64, I64",
+        ),
         (payload({"w": {**F32, "extra": 1}}, bytes(8)), "exactly dtype, shape and data_offsets"),
         (payload({"w": {**F32, "shape": [-2]}}, bytes(8)), "invalid shape"),
         (payload({"w": {**F32, "shape": [True]}}, bytes(8)), "invalid shape"),

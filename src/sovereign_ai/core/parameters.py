@@ -3,6 +3,12 @@
 Parameters cross the wire and land on disk only as safetensors bytes (no pickle). Secure aggregation
 and robust strategies work on one flat vector, so a :class:`Parameters` flattens to a vector and
 rebuilds from one against its :class:`ParameterSpec`.
+
+A model is float32 throughout. Protocol messages also carry *typed payloads* built with
+:meth:`Parameters.typed`: tensors of one of :data:`PAYLOAD_DTYPES` (masked vectors as uint32 or
+uint64, counters as int64, raw bytes such as public keys or ciphertexts as uint8), each keeping its
+dtype in safetensors, in memory and over gRPC. The vector views (:meth:`Parameters.flatten`,
+:meth:`Parameters.with_vector`) stay float32-model operations.
 """
 
 from __future__ import annotations
@@ -18,9 +24,15 @@ import numpy.typing as npt
 from sovereign_ai.core.safetensors_stream import MAX_TENSORS, EncodedTensors, decode, encode
 from sovereign_ai.errors import SerializationError
 
-__all__ = ["FloatArray", "ParameterSpec", "Parameters"]
+__all__ = ["PAYLOAD_DTYPES", "FloatArray", "ParameterSpec", "Parameters"]
 
 FloatArray = npt.NDArray[np.float32]
+
+PAYLOAD_DTYPES: tuple[np.dtype[Any], ...] = tuple(
+    np.dtype(name) for name in ("float32", "uint8", "uint32", "uint64", "int64")
+)
+"""The dtypes a typed payload keeps; floats of other widths become float32."""
+_ALLOWED = ", ".join(str(dtype) for dtype in PAYLOAD_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -44,14 +56,14 @@ class ParameterSpec:
         return sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes)
 
 
-class Parameters(Mapping[str, FloatArray]):
-    """An ordered, read-only mapping of tensor name to float32 array.
+class Parameters(Mapping[str, npt.NDArray[Any]]):
+    """An ordered, read-only mapping of tensor name to array: float32, or typed payload dtypes.
 
     Parameters
     ----------
     tensors
         Name to array; arrays are converted to contiguous float32 copies, so later changes to the
-        caller's arrays do not leak in.
+        caller's arrays do not leak in. To keep integer dtypes, build with :meth:`typed`.
 
     Examples
     --------
@@ -60,12 +72,15 @@ class Parameters(Mapping[str, FloatArray]):
     (6,)
     >>> Parameters.from_bytes(p.to_bytes()) == p
     True
+    >>> msg = Parameters.typed({"public_key": b"\\x01\\x02", "mask": np.arange(3, dtype=np.uint64)})
+    >>> {name: str(dtype) for name, dtype in msg.dtypes.items()}
+    {'public_key': 'uint8', 'mask': 'uint64'}
     """
 
     __slots__ = ("_tensors",)
 
     def __init__(self, tensors: Mapping[str, npt.ArrayLike]) -> None:
-        converted: dict[str, FloatArray] = {}
+        converted: dict[str, npt.NDArray[Any]] = {}
         for name, value in tensors.items():
             _check_name(name)
             array = np.array(value, dtype=np.float32, copy=True, order="C")
@@ -73,8 +88,35 @@ class Parameters(Mapping[str, FloatArray]):
             converted[name] = array
         self._tensors = converted
 
+    @classmethod
+    def typed(cls, tensors: Mapping[str, npt.ArrayLike | bytes]) -> Parameters:
+        """A payload whose tensors keep their dtypes, for protocol messages beyond float models.
+
+        Parameters
+        ----------
+        tensors
+            Name to array of a dtype in float32, uint8, uint32, uint64 or int64 (copied; floats of
+            other widths become float32), or to ``bytes`` (kept as a 1-D uint8 tensor).
+
+        Raises
+        ------
+        SerializationError
+            If a tensor has any other dtype.
+        """
+        converted: dict[str, npt.NDArray[Any]] = {}
+        for name, value in tensors.items():
+            _check_name(name)
+            if isinstance(value, bytes | bytearray | memoryview):
+                array = np.frombuffer(bytes(value), dtype=np.uint8)
+            else:
+                array = np.asarray(value)
+            converted[name] = _payload_array(name, array, copy=True)
+        typed = cls.__new__(cls)
+        typed._tensors = converted
+        return typed
+
     # Mapping protocol ---------------------------------------------------------------------------
-    def __getitem__(self, name: str) -> FloatArray:
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self._tensors[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -86,14 +128,19 @@ class Parameters(Mapping[str, FloatArray]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Parameters):
             return NotImplemented
-        return self.spec == other.spec and all(
-            np.array_equal(self[name], other[name]) for name in self
+        return (
+            self.spec == other.spec
+            and self.dtypes == other.dtypes
+            and all(np.array_equal(self[name], other[name]) for name in self)
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking container, compare by value
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{n}{tuple(a.shape)}" for n, a in self._tensors.items())
+        shapes = ", ".join(
+            f"{n}{tuple(a.shape)}" + ("" if a.dtype == np.float32 else f":{a.dtype}")
+            for n, a in self._tensors.items()
+        )
         return f"Parameters({shapes})"
 
     # Shape and vector views ---------------------------------------------------------------------
@@ -106,9 +153,27 @@ class Parameters(Mapping[str, FloatArray]):
         )
 
     @property
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        """Each tensor's dtype, by name: all float32 unless built with :meth:`typed`."""
+        return {name: array.dtype for name, array in self._tensors.items()}
+
+    @property
+    def is_float32(self) -> bool:
+        """Whether every tensor is float32, as a model (and its vector views) must be."""
+        return all(array.dtype == np.float32 for array in self._tensors.values())
+
+    @property
     def num_scalars(self) -> int:
-        """Total number of float32 scalars."""
+        """Total number of scalars over all tensors."""
         return sum(int(a.size) for a in self._tensors.values())
+
+    def _require_float32(self, operation: str) -> None:
+        if not self.is_float32:
+            others = {n: str(d) for n, d in self.dtypes.items() if d != np.float32}
+            raise SerializationError(
+                f"{operation} works on float32 model parameters only; tensors {others} are a "
+                "typed payload. Read them by name instead."
+            )
 
     def flatten(self) -> FloatArray:
         """Concatenate every tensor, in order, into one vector.
@@ -117,7 +182,13 @@ class Parameters(Mapping[str, FloatArray]):
         -------
         numpy.ndarray
             Shape ``(num_scalars,)``, float32.
+
+        Raises
+        ------
+        SerializationError
+            If a tensor is not float32 (a typed payload, see :meth:`typed`).
         """
+        self._require_float32("flatten()")
         if not self._tensors:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate([a.reshape(-1) for a in self._tensors.values()])
@@ -163,7 +234,15 @@ class Parameters(Mapping[str, FloatArray]):
         return reordered
 
     def with_vector(self, vector: npt.ArrayLike) -> Parameters:
-        """Parameters of the same spec holding ``vector``'s values."""
+        """Parameters of the same spec holding ``vector``'s values.
+
+        Raises
+        ------
+        SerializationError
+            If a tensor is not float32 (a typed payload, see :meth:`typed`), or the vector's
+            length differs from the spec's size.
+        """
+        self._require_float32("with_vector()")
         return Parameters.from_vector(vector, self.spec)
 
     # Serialisation ------------------------------------------------------------------------------
@@ -191,7 +270,8 @@ class Parameters(Mapping[str, FloatArray]):
         Raises
         ------
         SerializationError
-            If the bytes are not a well-formed safetensors payload of float tensors.
+            If the bytes are not a well-formed safetensors payload of float tensors or of the
+            integer dtypes typed payloads carry (uint8, uint32, uint64, int64).
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load
@@ -205,11 +285,6 @@ class Parameters(Mapping[str, FloatArray]):
             raise SerializationError(f"Not a valid safetensors payload: {exc}") from exc
         if len(loaded) > MAX_TENSORS:
             raise SerializationError(f"Payload holds {len(loaded)} tensors; at most {MAX_TENSORS}.")
-        for name, array in loaded.items():
-            if not np.issubdtype(array.dtype, np.floating):
-                raise SerializationError(
-                    f"Tensor {name!r} has dtype {array.dtype}; parameters must be floats."
-                )
         return cls._adopt({name: loaded[name] for name in _in_order(metadata, loaded)})
 
     @classmethod
@@ -218,12 +293,14 @@ class Parameters(Mapping[str, FloatArray]):
     ) -> Parameters:
         """Parse a safetensors payload in place: float32 tensors view ``buffer`` without a copy.
 
-        For payloads received off the wire into a buffer no one else writes to afterwards.
+        For payloads received off the wire into a buffer no one else writes to afterwards. Integer
+        tensors keep their dtype, as with :meth:`from_bytes`.
 
         Raises
         ------
         SerializationError
-            If the buffer is not a well-formed safetensors payload of float tensors.
+            If the buffer is not a well-formed safetensors payload of float tensors or of the
+            integer dtypes typed payloads carry.
         """
         tensors, metadata = decode(buffer)
         return cls._adopt({name: tensors[name] for name in _in_order(metadata, tensors)})
@@ -236,16 +313,34 @@ class Parameters(Mapping[str, FloatArray]):
         (:meth:`from_buffer`): a 200 MB model then costs one copy less on every message received.
         """
         adopted = cls.__new__(cls)
-        converted: dict[str, FloatArray] = {}
+        converted: dict[str, npt.NDArray[Any]] = {}
         for name, array in tensors.items():
             _check_name(name)
-            owned = array
-            if owned.dtype != np.float32 or not owned.flags.c_contiguous:
-                owned = np.array(owned, dtype=np.float32, order="C")
-            owned.setflags(write=False)
-            converted[name] = owned
+            converted[name] = _payload_array(name, array, copy=False)
         adopted._tensors = converted
         return adopted
+
+
+def _payload_array(name: str, array: npt.NDArray[Any], *, copy: bool) -> npt.NDArray[Any]:
+    """``array`` as a read-only, C-contiguous, native-order tensor of a payload dtype.
+
+    Floats become float32; a dtype outside :data:`PAYLOAD_DTYPES` is refused. Without ``copy``,
+    an array already in shape is kept as is (its owner gives it up).
+    """
+    if np.issubdtype(array.dtype, np.floating):
+        dtype = np.dtype(np.float32)
+    else:
+        dtype = array.dtype.newbyteorder("=")
+        if dtype not in PAYLOAD_DTYPES:
+            raise SerializationError(
+                f"Tensor {name!r} has dtype {array.dtype}; a payload tensor must be one of "
+                f"{_ALLOWED} (floats of other widths become float32)."
+            )
+    owned = array
+    if copy or owned.dtype != dtype or not owned.flags.c_contiguous:
+        owned = np.array(owned, dtype=dtype, order="C", copy=True)
+    owned.setflags(write=False)
+    return owned
 
 
 def _check_name(name: object) -> None:

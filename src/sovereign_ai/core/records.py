@@ -95,8 +95,8 @@ class Result:
         Raises
         ------
         StaleMessageError
-            If job, round, stage or node differ, the example count is negative, or a tensor or
-            metric holds a non-finite value.
+            If job, round, stage or node differ, the example count is negative, or a float
+            tensor or a metric holds a non-finite value (integer tensors are always finite).
         """
         expected = (task.job_id, task.round_number, task.stage, task.node_id)
         got = (self.job_id, self.round_number, self.stage, self.node_id)
@@ -110,7 +110,7 @@ class Result:
                 f"Result from {self.node_id!r} reports {self.num_examples} examples; must be >= 0."
             )
         for name, array in self.parameters.items():
-            if not np.isfinite(array).all():
+            if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
                 raise StaleMessageError(
                     f"Result from {self.node_id!r} carries non-finite values in tensor {name!r}; "
                     "the update is refused."

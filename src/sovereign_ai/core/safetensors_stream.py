@@ -36,11 +36,24 @@ __all__ = ["MAX_HEADER_BYTES", "MAX_TENSORS", "EncodedTensors", "decode", "encod
 MAX_HEADER_BYTES = 100_000_000  # the library's own ceiling
 MAX_TENSORS = 100_000
 _ALIGNMENT = 8  # the library pads its header so that tensor data starts 8-byte aligned
-_FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
+_READ_DTYPES: dict[str, np.dtype[Any]] = {
     "F16": np.dtype("<f2"),
     "F32": np.dtype("<f4"),
     "F64": np.dtype("<f8"),
+    "U8": np.dtype("u1"),
+    "U32": np.dtype("<u4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
 }
+"""What :func:`decode` reads: floats of any width, and the integer dtypes payloads may carry."""
+_WRITE_CODES: dict[np.dtype[Any], str] = {
+    np.dtype("float32"): "F32",
+    np.dtype("uint8"): "U8",
+    np.dtype("uint32"): "U32",
+    np.dtype("uint64"): "U64",
+    np.dtype("int64"): "I64",
+}
+"""What :func:`encode` writes, by native dtype; other floats are written as float32."""
 _TENSOR_KEYS = {"dtype", "shape", "data_offsets"}
 
 
@@ -95,16 +108,24 @@ class EncodedTensors:
 
 
 def encode(
-    tensors: Mapping[str, npt.NDArray[np.float32]], *, metadata: Mapping[str, str] | None = None
+    tensors: Mapping[str, npt.NDArray[Any]], *, metadata: Mapping[str, str] | None = None
 ) -> EncodedTensors:
-    """Lay out float32 ``tensors`` (in their order) as safetensors, viewing their memory.
+    """Lay out ``tensors`` (in their order) as safetensors, viewing their memory.
+
+    Each tensor keeps its own dtype (float32, uint8, uint32, uint64 or int64, written
+    little-endian); floats of other widths are written as float32.
 
     Parameters
     ----------
     tensors
-        C-contiguous float32 arrays; they must not change until the payload has been sent.
+        C-contiguous arrays; they must not change until the payload has been sent.
     metadata
         Strings for the header's ``__metadata__``.
+
+    Raises
+    ------
+    SerializationError
+        If a tensor has a dtype safetensors payloads here do not carry.
     """
     header: dict[str, Any] = {}
     if metadata:
@@ -112,10 +133,11 @@ def encode(
     buffers: list[memoryview] = []
     offset = 0
     for name, array in tensors.items():
-        little = np.ascontiguousarray(array, dtype="<f4")
+        code, wire_dtype = _write_dtype(name, array.dtype)
+        little = np.ascontiguousarray(array, dtype=wire_dtype)
         view = little.reshape(-1).view(np.uint8).data
         header[name] = {
-            "dtype": "F32",
+            "dtype": code,
             "shape": [int(d) for d in array.shape],
             "data_offsets": [offset, offset + view.nbytes],
         }
@@ -129,9 +151,21 @@ def encode(
     return EncodedTensors(header=len(text).to_bytes(8, "little") + text, buffers=tuple(buffers))
 
 
+def _write_dtype(name: str, dtype: np.dtype[Any]) -> tuple[str, np.dtype[Any]]:
+    """The header code and little-endian dtype ``name``'s data is written as."""
+    native = np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype.newbyteorder("=")
+    code = _WRITE_CODES.get(native)
+    if code is None:
+        raise SerializationError(
+            f"Tensor {name[:80]!r} has dtype {dtype}; payloads carry only "
+            f"{', '.join(str(d) for d in _WRITE_CODES)} (other floats become float32)."
+        )
+    return code, native.newbyteorder("<")
+
+
 def decode(
     buffer: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
-) -> tuple[dict[str, npt.NDArray[np.floating[Any]]], dict[str, str]]:
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
     """Parse a safetensors payload in place: arrays view ``buffer``, nothing is copied.
 
     Returns
@@ -143,7 +177,8 @@ def decode(
     Raises
     ------
     SerializationError
-        If the buffer is not well-formed safetensors of float tensors.
+        If the buffer is not well-formed safetensors of the dtypes payloads carry (F16, F32,
+        F64, U8, U32, U64, I64).
     """
     data = np.frombuffer(buffer, dtype=np.uint8)
     if data.size < 8:
@@ -159,7 +194,7 @@ def decode(
         raise SerializationError(f"Payload holds {len(header)} tensors; at most {MAX_TENSORS}.")
     body = data[8 + header_size :]
     layout = sorted((_entry(name, info) for name, info in header.items()), key=lambda e: e[2])
-    tensors: dict[str, npt.NDArray[np.floating[Any]]] = {}
+    tensors: dict[str, npt.NDArray[Any]] = {}
     expected_start = 0
     for name, dtype, start, stop, shape in layout:
         if start != expected_start:
@@ -220,11 +255,11 @@ def _entry(name: str, info: object) -> tuple[str, np.dtype[Any], int, int, tuple
         raise SerializationError(
             f"Tensor {name[:80]!r} must have exactly dtype, shape and data_offsets."
         )
-    dtype = _FLOAT_DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+    dtype = _READ_DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
     if dtype is None:
         raise SerializationError(
-            f"Tensor {name[:80]!r} has dtype {str(info['dtype'])[:20]!r}; parameters must be "
-            f"floats ({', '.join(_FLOAT_DTYPES)})."
+            f"Tensor {name[:80]!r} has dtype {str(info['dtype'])[:20]!r}; payloads carry only "
+            f"{', '.join(_READ_DTYPES)}."
         )
     shape, offsets = info["shape"], info["data_offsets"]
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):

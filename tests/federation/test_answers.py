@@ -227,3 +227,15 @@ def test_metrics_outside_their_range_are_refused(metrics: dict[str, float], prob
     train_metrics = {f"train_{name}": value for name, value in metrics.items()}
     with pytest.raises(InvalidAnswerError, match="it must lie in"):
         check_update(answer(Stage.TRAIN, update(), metrics=train_metrics), model=MODEL, rules=RULES)
+
+
+def test_an_update_of_the_right_shape_but_another_dtype_is_refused() -> None:
+    """A typed payload (e.g. uint64) cannot be averaged: refused at receipt, not in aggregation."""
+    tensors = {name: np.zeros(array.shape, np.uint64) for name, array in MODEL.items()}
+    with pytest.raises(InvalidAnswerError, match="has dtype uint64; expected float32"):
+        check_update(answer(Stage.TRAIN, Parameters.typed(tensors)), model=MODEL, rules=RULES)
+    stats, count = statistics(ROWS)
+    stats["sum"] = stats["sum"].astype(np.int64)
+    with pytest.raises(InvalidAnswerError, match="tensor 'sum' has dtype int64"):
+        result = answer(Stage.STATISTICS, Parameters.typed(stats), examples=count)
+        check_statistics(result, width=2, rules=RULES)

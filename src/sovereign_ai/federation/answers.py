@@ -12,7 +12,7 @@ statistics      exactly the tensors ``count`` ``(1,)``, ``sum`` and ``sum_sq`` `
                 model's input width ``d``; a whole count of at least one row, equal to the
                 answer's example count; non-negative sums of squares that are consistent
                 with the sums (Cauchy-Schwarz); no metrics
-train           exactly the global model's tensor names with its shapes, matched *by name*
+train           exactly the global model's tensor names, shapes and dtypes, matched *by name*
                 (any order on the wire); at least one example; only the train metrics
 evaluate        no tensors; only the evaluation metrics, and none over zero examples
 (metrics)       accuracies in [0, 1], losses >= 0
@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ __all__ = [
 DEFAULT_MAX_EXAMPLES_PER_NODE = 10_000_000
 _STATISTICS_TENSORS = ("count", "sum", "sum_sq")
 _CAUCHY_SCHWARZ_SLACK = 1e-3  # float32 sums of ~1e6 rows round to ~1e-4 relative; leave room
+_FLOAT32: np.dtype[Any] = np.dtype(np.float32)
 _METRIC_RANGES = {"accuracy": (0.0, 1.0), "loss": (0.0, math.inf)}  # also train_accuracy, ...
 
 
@@ -124,10 +126,15 @@ def _check_tensor_names(result: Result, expected: Sequence[str]) -> None:
         raise _refuse(result, "; ".join(parts))
 
 
-def _check_shape(result: Result, name: str, expected: tuple[int, ...]) -> None:
-    shape = tuple(int(d) for d in result.parameters[name].shape)
+def _check_shape(
+    result: Result, name: str, expected: tuple[int, ...], dtype: np.dtype[Any] = _FLOAT32
+) -> None:
+    array = result.parameters[name]
+    shape = tuple(int(d) for d in array.shape)
     if shape != expected:
         raise _refuse(result, f"tensor {name!r} has shape {list(shape)}; expected {list(expected)}")
+    if array.dtype != dtype:
+        raise _refuse(result, f"tensor {name!r} has dtype {array.dtype}; expected {dtype}")
 
 
 def check_update(result: Result, *, model: Parameters, rules: AnswerRules) -> Result:
@@ -149,7 +156,7 @@ def check_update(result: Result, *, model: Parameters, rules: AnswerRules) -> Re
     _check_metric_names(result, rules.train_metrics)
     _check_tensor_names(result, list(model))
     for name, array in model.items():
-        _check_shape(result, name, tuple(int(d) for d in array.shape))
+        _check_shape(result, name, tuple(int(d) for d in array.shape), array.dtype)
     ordered = result.parameters.reordered(list(model))
     return Result(
         job_id=result.job_id,

@@ -168,8 +168,6 @@ class Coordinator:
         self.store = store
         self.round_timeout_s = round_timeout_s
         self.max_round_attempts = max_round_attempts
-        self.evaluate_every = evaluate_every
-        self.central_evaluator = central_evaluator
         self.observer = observer
         self.standardize_features = standardize_features
         if max_node_wait_s is not None and max_node_wait_s < 0:

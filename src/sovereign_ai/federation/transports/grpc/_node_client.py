@@ -493,6 +493,8 @@ class GrpcNodeClient:
                     task=answer.task,
                     result=sent,
                     refusal=None if sent is not None else reason,
-                    payload_bytes=0 if sent is None else sent.parameters.num_scalars * 4,
+                    payload_bytes=0
+                    if sent is None
+                    else sum(a.nbytes for a in sent.parameters.values()),
                 )
             )

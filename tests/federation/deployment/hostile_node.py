@@ -66,6 +66,12 @@ TAMPERS: dict[str, Tamper] = {
     "huge-count": lambda r: replace(r, num_examples=2**63 - 1),
     "zero-examples": lambda r: replace(r, num_examples=0),
     "reference-order": _reference_library,
+    "uint64": lambda r: replace(
+        r,
+        parameters=Parameters.typed(
+            {n: np.zeros(a.shape, np.uint64) for n, a in r.parameters.items()}
+        ),
+    ),
     # evaluate
     "num-examples": lambda r: replace(r, metrics={**r.metrics, "num_examples": 1e12}),
     "zero-with-metric": lambda r: replace(r, num_examples=0, metrics={"only_mine": 1.0}),

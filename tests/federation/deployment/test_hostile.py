@@ -70,7 +70,7 @@ def test_hostile_answers_are_refused_and_the_job_finishes_with_the_honest_nodes(
 ) -> None:
     names = ("north", "south", "mallory-a", "mallory-b", "mallory-c")
     job = tmp_path / "job.toml"
-    job.write_text(JOB.format(rounds=3, attempts=2, wait=len(names)))
+    job.write_text(JOB.format(rounds=4, attempts=2, wait=len(names)))
     with LocalFederation(tmp_path / "federation", names) as federation:
         federation.provision()
         federation.start_coordinator(job, extra=["--max-wait-s", "120"])
@@ -79,7 +79,7 @@ def test_hostile_answers_are_refused_and_the_job_finishes_with_the_honest_nodes(
         start_hostile(
             federation, "mallory-a", node_files["central"],
             statistics="no-count",
-            train="extra,missing,transposed",
+            train="extra,missing,transposed,uint64",
             evaluate="num-examples,zero-with-metric,bit-flip",
         )  # fmt: skip
         start_hostile(
@@ -102,11 +102,12 @@ def test_hostile_answers_are_refused_and_the_job_finishes_with_the_honest_nodes(
         for name in names:  # every node heard the job ended and stopped by itself
             assert federation.nodes[name].wait(timeout=60) == 0, federation.tail(name)
 
-    assert [r["answered"] for r in rounds] == [["mallory-c", "north", "south"]] * 3
+    assert [r["answered"] for r in rounds] == [["mallory-c", "north", "south"]] * 4
     expected = {
         1: ("unexpected tensor(s) 'smuggled'", "missing tensor(s)"),
         2: ("missing tensor(s)", "shape [1099511627776, 0]"),
         3: ("has shape", "above the job's cap of 100000"),
+        4: ("has dtype uint64; expected float32", "above the job's cap of 100000"),
     }
     for record in rounds:
         mallory_a, mallory_b = expected[record["round"]]

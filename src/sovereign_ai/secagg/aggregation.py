@@ -1,0 +1,253 @@
+"""The coordinator's side of one SecAgg+ session: relay keys and shares, then unmask the sum.
+
+The coordinator never holds a secret of its own here. It routes each node's signed keys to the
+node's neighbours (:meth:`CoordinatorSession.adverts_for`), routes each encrypted pair of shares to
+its recipient (:meth:`CoordinatorSession.shares_for`), collects the masked inputs, tells every
+survivor who survived and who dropped among its neighbours
+(:meth:`CoordinatorSession.unmask_request`), and from the revealed shares rebuilds (Bonawitz et
+al., CCS 2017, §4 round 4 "Unmasking"):
+
+- every survivor's self-mask seed ``b``, whose mask it subtracts, and
+- every dropped node's mask private key ``s`` — checked against the public key that node signed —
+  with which it recomputes and removes the pairwise masks its surviving neighbours added.
+
+What is left is the sum of the survivors' encoded inputs modulo ``2**b``; no single input is ever
+visible. Fewer than ``t`` revealed shares of any secret needed raises
+:class:`~sovereign_ai.errors.BelowThresholdError` and nothing is returned (fail closed).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sovereign_ai.errors import BelowThresholdError, ConfigError, SecureAggregationError
+from sovereign_ai.secagg.adverts import KeyAdvert, SessionId
+from sovereign_ai.secagg.graph import Neighbourhood
+from sovereign_ai.secagg.key_agreement import KeyPair
+from sovereign_ai.secagg.modular import check_modulus_bits
+from sovereign_ai.secagg.node_session import Reveal, pair_mask
+from sovereign_ai.secagg.prg import generate_mask
+from sovereign_ai.secagg.shamir import Share, reconstruct_secret
+
+__all__ = ["CoordinatorSession"]
+
+_MAX_RECONSTRUCTION_TRIES = 32
+
+
+class CoordinatorSession:
+    """The coordinator's bookkeeping for one session; see the module docstring.
+
+    Parameters
+    ----------
+    session
+        The job, round and attempt.
+    graph
+        Each cohort node's neighbours (:func:`~sovereign_ai.secagg.graph.communication_graph`).
+    neighbourhood
+        The graph's degree and threshold ``t``.
+    modulus_bits
+        ``b`` of the ring of the masked inputs.
+    length
+        Elements of every encoded input.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: SessionId,
+        graph: Mapping[str, Sequence[str]],
+        neighbourhood: Neighbourhood,
+        modulus_bits: int,
+        length: int,
+    ) -> None:
+        check_modulus_bits(modulus_bits, owner="CoordinatorSession")
+        if length < 1:
+            raise ConfigError(
+                f"The 'length' parameter of CoordinatorSession must be >= 1; got {length}."
+            )
+        self.session = session
+        self.graph = {node: frozenset(peers) for node, peers in graph.items()}
+        self.neighbourhood = neighbourhood
+        self.modulus_bits = modulus_bits
+        self.length = length
+        self.adverts: dict[str, KeyAdvert] = {}  # U1
+        self.sealed: dict[str, dict[str, bytes]] = {}  # U2: sender -> recipient -> shares
+        self.masked: dict[str, NDArray[np.uint64]] = {}  # U3
+
+    @property
+    def threshold(self) -> int:
+        """``t``: shares needed to rebuild one secret."""
+        return self.neighbourhood.threshold
+
+    # Stage 1 -> 2 -------------------------------------------------------------------------------
+    def accept_advert(self, advert: KeyAdvert) -> None:
+        """Keep a cohort node's advertisement (its signature is checked by its neighbours)."""
+        if advert.node_id not in self.graph:
+            raise SecureAggregationError(f"{advert.node_id!r} is not in this round's cohort.")
+        self.adverts[advert.node_id] = advert
+
+    def adverts_for(self, node: str) -> dict[str, KeyAdvert]:
+        """The advertisements of ``node``'s neighbours that advertised."""
+        return {
+            peer: self.adverts[peer] for peer in sorted(self.graph[node]) if peer in self.adverts
+        }
+
+    # Stage 2 -> 3 -------------------------------------------------------------------------------
+    def accept_shares(self, sender: str, sealed: Mapping[str, bytes]) -> None:
+        """Keep a node's encrypted shares, which must go to exactly its advertising neighbours.
+
+        Raises
+        ------
+        SecureAggregationError
+            If the sender did not advertise, or addressed shares to other nodes than those it
+            was sent keys of (its neighbours would then mask inconsistently).
+        """
+        if sender not in self.adverts:
+            raise SecureAggregationError(f"{sender!r} sent shares without advertising keys.")
+        expected = set(self.adverts_for(sender))
+        if set(sealed) != expected:
+            raise SecureAggregationError(
+                f"{sender!r} addressed shares to {sorted(sealed)[:5]} but its neighbours that "
+                f"advertised keys are {sorted(expected)[:5]}."
+            )
+        self.sealed[sender] = dict(sealed)
+
+    def shares_for(self, recipient: str) -> dict[str, bytes]:
+        """The encrypted shares addressed to ``recipient`` by nodes that completed stage 2."""
+        return {
+            sender: sealed[recipient]
+            for sender, sealed in sorted(self.sealed.items())
+            if recipient in sealed and recipient in self.sealed
+        }
+
+    # Stage 3 -> 4 -------------------------------------------------------------------------------
+    def accept_masked(self, node: str, masked: NDArray[np.uint64]) -> None:
+        """Keep a node's masked input.
+
+        Raises
+        ------
+        SecureAggregationError
+            If the node did not send shares, or the vector has the wrong length or values.
+        """
+        if node not in self.sealed:
+            raise SecureAggregationError(f"{node!r} sent a masked input without sharing keys.")
+        vector = np.asarray(masked)
+        if vector.shape != (self.length,) or not np.issubdtype(vector.dtype, np.unsignedinteger):
+            raise SecureAggregationError(
+                f"The masked input of {node!r} must be {self.length} unsigned integers; got "
+                f"{vector.dtype} of shape {vector.shape}."
+            )
+        vector = vector.astype(np.uint64)
+        if int(vector.max()) >> self.modulus_bits:
+            raise SecureAggregationError(
+                f"The masked input of {node!r} has values outside the ring 2**{self.modulus_bits}."
+            )
+        self.masked[node] = vector
+
+    @property
+    def survivors(self) -> list[str]:
+        """Nodes whose masked input arrived (``U3``), sorted."""
+        return sorted(self.masked)
+
+    @property
+    def dropped(self) -> list[str]:
+        """Nodes that sent shares but no masked input (``U2 \\ U3``), sorted."""
+        return sorted(set(self.sealed) - set(self.masked))
+
+    def unmask_request(self, node: str) -> tuple[list[str], list[str]]:
+        """Whom ``node`` should reveal self-mask shares for, and mask-key shares for.
+
+        Only the nodes whose shares ``node`` holds (neighbours that completed stage 2), and the
+        node itself among the survivors.
+        """
+        holds = set(self.shares_for(node))
+        return (
+            sorted((holds & set(self.masked)) | {node}),
+            sorted(holds & set(self.dropped)),
+        )
+
+    # Stage 4 ------------------------------------------------------------------------------------
+    def unmask(self, reveals: Mapping[str, Reveal]) -> NDArray[np.uint64]:
+        """The sum of the survivors' encoded inputs modulo ``2**b``.
+
+        Parameters
+        ----------
+        reveals
+            The shares each surviving node revealed.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(length,)`` uint64.
+
+        Raises
+        ------
+        BelowThresholdError
+            If fewer than ``t`` shares of a needed secret were revealed, or fewer than ``t``
+            nodes survived: nothing is aggregated.
+        SecureAggregationError
+            If the shares of a secret are inconsistent, or a rebuilt mask key does not match the
+            public key its node signed.
+        """
+        survivors = self.survivors
+        if len(survivors) < self.threshold:
+            raise BelowThresholdError(
+                what="nodes that sent their masked input", available=len(survivors),
+                threshold=self.threshold,
+            )  # fmt: skip
+        bits = self.modulus_bits
+        total = np.zeros(self.length, dtype=np.uint64)
+        for node in survivors:
+            np.add(total, self.masked[node], out=total)  # wraps modulo 2**64
+            seed = self._rebuild(
+                node, [r.self_mask.get(node) for r in reveals.values()], "self-mask seed"
+            )
+            np.subtract(
+                total, generate_mask(seed, length=self.length, modulus_bits=bits), out=total
+            )
+        alive = set(survivors)
+        for node in self.dropped:
+            key_bytes = self._rebuild(
+                node, [r.mask_key.get(node) for r in reveals.values()], "mask key"
+            )
+            keys = KeyPair.from_private_bytes(key_bytes)
+            if keys.public_key != self.adverts[node].mask_public_key:
+                raise SecureAggregationError(
+                    f"The mask key rebuilt for dropped node {node!r} does not match the public key "
+                    "it signed: a revealed share was wrong."
+                )
+            for peer in sorted(set(self.sealed[node]) & alive):
+                mask = pair_mask(
+                    keys, self.adverts[peer].mask_public_key, session=self.session, own_id=node,
+                    peer_id=peer, length=self.length, modulus_bits=bits,
+                )  # fmt: skip
+                if peer < node:  # the peer added this mask; take it out
+                    np.subtract(total, mask, out=total)
+                else:
+                    np.add(total, mask, out=total)
+        np.bitwise_and(total, np.uint64((1 << bits) - 1), out=total)
+        return total
+
+    def _rebuild(self, node: str, revealed: Sequence[Share | None], what: str) -> bytes:
+        """One secret from its revealed shares, trying other ``t``-subsets if one is corrupt."""
+        by_x = {share.x: share for share in revealed if share is not None}
+        shares = [by_x[x] for x in sorted(by_x)]
+        if len(shares) < self.threshold:
+            raise BelowThresholdError(
+                what=f"shares of node {node!r}'s {what}", available=len(shares),
+                threshold=self.threshold,
+            )  # fmt: skip
+        problem: SecureAggregationError | None = None
+        subsets = itertools.combinations(shares, self.threshold)
+        for subset in itertools.islice(subsets, _MAX_RECONSTRUCTION_TRIES):
+            try:
+                return reconstruct_secret(subset, threshold=self.threshold)
+            except SecureAggregationError as exc:  # a corrupted share: try without it
+                problem = exc
+        raise SecureAggregationError(
+            f"The revealed shares of node {node!r}'s {what} are inconsistent: {problem}"
+        )

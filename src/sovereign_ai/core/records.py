@@ -35,6 +35,14 @@ class Stage(StrEnum):
     """Local training; the result carries the update."""
     EVALUATE = "evaluate"
     """Local evaluation of the global model; the result carries metrics only."""
+    SECAGG_ADVERTISE_KEYS = "secagg-advertise-keys"
+    """Secure aggregation, stage 1: the node's signed public keys for the round."""
+    SECAGG_SHARE_KEYS = "secagg-share-keys"
+    """Secure aggregation, stage 2: the node's secret shares, encrypted to each neighbour."""
+    SECAGG_MASKED_INPUT = "secagg-masked-input"
+    """Secure aggregation, stage 3: the node's input (update or statistics), masked."""
+    SECAGG_UNMASK = "secagg-unmask"
+    """Secure aggregation, stage 4: the shares that remove the survivors' and dropouts' masks."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,11 @@ class Result:
         For ``train``: the update (local parameters minus the global ones). Empty otherwise.
     metrics
         Named scalars the node chose to report.
+    contributors
+        How many nodes' answers this result stands for: 1 for a node's own answer (the only
+        value the wire carries); the number of survivors for the secure aggregate of a round,
+        whose ``parameters`` are then the example-weighted mean update of them all and
+        ``num_examples`` their summed weight.
     """
 
     job_id: str
@@ -88,6 +101,7 @@ class Result:
     num_examples: int
     parameters: Parameters = field(default_factory=lambda: Parameters({}))
     metrics: Metrics = field(default_factory=dict)
+    contributors: int = 1
 
     def check_answers(self, task: Task) -> None:
         """Raise unless this result answers ``task`` exactly.

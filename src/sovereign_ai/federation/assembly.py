@@ -123,6 +123,7 @@ def build_coordinator(
         wait_for_nodes_s=spec.coordinator.wait_for_nodes_s,
         max_node_wait_s=max_node_wait_s,
         max_examples_per_node=spec.coordinator.max_examples_per_node,
+        secure_aggregation=spec.secure_aggregation,
     )
 
 

@@ -43,12 +43,15 @@ from sovereign_ai.errors import (
     ConfigError,
     InsufficientNodesError,
     InvalidAnswerError,
+    SecureAggregationError,
     StaleMessageError,
 )
 from sovereign_ai.federation.answers import DEFAULT_MAX_EXAMPLES_PER_NODE, AnswerRules
 from sovereign_ai.federation.checkpoint import CheckpointStore
+from sovereign_ai.federation.job import SecureAggregationSection
 from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
+from sovereign_ai.federation.secure_steps import secure_statistics_steps, secure_train_steps
 from sovereign_ai.federation.steps import (
     CentralEvaluator,
     EvaluateStep,
@@ -56,6 +59,7 @@ from sovereign_ai.federation.steps import (
     TrainStep,
 )
 from sovereign_ai.federation.workflow import Accept, RoundState, RoundStep, StageResults
+from sovereign_ai.strategies import check_secure_aggregation_compatible
 
 __all__ = ["CentralEvaluator", "Coordinator", "node_seed"]
 
@@ -121,6 +125,10 @@ class Coordinator:
     max_examples_per_node
         The largest example count a node may report; answers above it are refused. Counts
         weight the mean, so without a cap one node could claim 2^63 rows and own the model.
+    secure_aggregation
+        SecAgg+ settings; when enabled, every round's updates (and the feature statistics) are
+        summed under masks, so the coordinator sees only their sum
+        (:mod:`sovereign_ai.federation.secure_steps`). The strategy must use only that sum.
     """
 
     def __init__(
@@ -145,6 +153,7 @@ class Coordinator:
         max_node_wait_s: float | None = 0.0,
         wait_report_s: float = 30.0,
         max_examples_per_node: int = DEFAULT_MAX_EXAMPLES_PER_NODE,
+        secure_aggregation: SecureAggregationSection | None = None,
     ) -> None:
         if rounds <= 0:
             raise ConfigError(f"The 'rounds' parameter of Coordinator must be > 0; got {rounds}.")
@@ -188,8 +197,18 @@ class Coordinator:
             train_metrics=TRAIN_METRICS,
             evaluate_metrics=EVALUATE_METRICS,
         )
+        self.secure_aggregation = (
+            secure_aggregation if secure_aggregation and secure_aggregation.enabled else None
+        )
+        if self.secure_aggregation is not None:
+            check_secure_aggregation_compatible(strategy)
+            train: list[RoundStep] = secure_train_steps(
+                job_id=job_id, section=self.secure_aggregation, strategy=strategy
+            )
+        else:
+            train = [TrainStep(strategy=strategy, rules=self.rules)]
         self.workflow: list[RoundStep] = [
-            TrainStep(strategy=strategy, rules=self.rules),
+            *train,
             EvaluateStep(
                 strategy=strategy,
                 rules=self.rules,
@@ -302,20 +321,27 @@ class Coordinator:
 
     def _with_feature_scaling(self, parameters: Parameters) -> Parameters:
         """Round 0: the set-up workflow (feature statistics) gives round 1's starting model."""
-        step = StatisticsStep(rules=self.rules, minimum=self.strategy.min_train_nodes)
-        return self._run_workflow(0, parameters, [step])[1]
+        minimum = self.strategy.min_train_nodes
+        steps: list[RoundStep] = [StatisticsStep(rules=self.rules, minimum=minimum)]
+        if self.secure_aggregation is not None:
+            steps = secure_statistics_steps(
+                job_id=self.job_id, section=self.secure_aggregation, minimum=minimum
+            )
+        return self._run_workflow(0, parameters, steps)[1]
 
     def _with_retries(self, round_number: int, attempt: Callable[[int], _T]) -> _T:
         """Run ``attempt(number)`` until it succeeds or ``max_round_attempts`` are spent.
 
-        An attempt fails for want of nodes (:class:`InsufficientNodesError`) or because its
-        aggregate could not be adopted (:class:`AggregationError`); the last failure is raised.
+        An attempt fails for want of nodes (:class:`InsufficientNodesError`), because its
+        aggregate could not be adopted (:class:`AggregationError`), or because secure aggregation
+        could not unmask the sum (:class:`SecureAggregationError`, e.g. fewer survivors than its
+        threshold: the next attempt runs with fresh keys); the last failure is raised.
         Running out of the wait for nodes to connect is raised at once.
         """
         for number in range(1, self.max_round_attempts + 1):
             try:
                 return attempt(number)
-            except (InsufficientNodesError, AggregationError) as exc:
+            except (InsufficientNodesError, AggregationError, SecureAggregationError) as exc:
                 if isinstance(exc, InsufficientNodesError) and exc.stage == "connect":
                     raise  # the operator's wait limit is spent; another attempt would wait again
                 logger.warning("Round %d attempt %d: %s", round_number, number, exc)
@@ -413,7 +439,11 @@ class Coordinator:
         accepted: dict[str, Result] = {}
         failures = dict(outcome.failures)
         for result in outcome.results:
-            if result.node_id not in expected or result.node_id in accepted:
+            if (
+                result.node_id not in expected
+                or result.node_id in accepted
+                or result.contributors != 1
+            ):
                 logger.warning("Refused an unexpected or duplicate result from %r", result.node_id)
                 continue
             probe = Task(self.job_id, round_number, stage, result.node_id, Parameters({}))

@@ -62,6 +62,7 @@ __all__ = [
     "JobSection",
     "JobSpec",
     "ModelSection",
+    "SecureAggregationSection",
     "SimulationBackend",
     "SimulationSection",
     "StrategySection",
@@ -207,6 +208,19 @@ class CoordinatorSection(_Strict):
     max_examples_per_node: int = Field(default=10_000_000, ge=1)
 
 
+class SecureAggregationSection(_Strict):
+    """``[secure_aggregation]``: SecAgg+, so the coordinator sees only sums of updates."""
+
+    enabled: bool = False
+    dropout_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
+    corruption_rate: float = Field(default=0.1, ge=0.0, lt=0.5)
+    threshold: int | None = Field(default=None, ge=2)
+    clipping_range: float = Field(default=2.0, gt=0.0, le=1e6)
+    quantisation_bits: int = Field(default=16, ge=2, le=40)
+    modulus_bits: int | None = Field(default=None, ge=16, le=64)
+    max_weight: int = Field(default=1024, ge=1, le=2**24)
+
+
 class DataSection(_Strict):
     """``[data]`` (simulation only): the rows the simulated nodes hold."""
 
@@ -271,6 +285,7 @@ class JobSpec(_Strict):
     strategy: StrategySection = StrategySection()
     train: TrainSection = TrainSection()
     coordinator: CoordinatorSection = CoordinatorSection()
+    secure_aggregation: SecureAggregationSection = SecureAggregationSection()
     data: DataSection | None = None
     simulation: SimulationSection = SimulationSection()
 
@@ -288,6 +303,8 @@ class JobSpec(_Strict):
         yields the model an uninterrupted run would.
         """
         document = self.model_dump(mode="json")
+        if not self.secure_aggregation.enabled:  # a job without it keeps its earlier digest
+            document.pop("secure_aggregation")
         for section, keys in _OPERATIONAL_KEYS.items():
             for key in keys or list(document.get(section) or {}):
                 (document.get(section) or {}).pop(key, None)

@@ -119,6 +119,22 @@ class Node:
         self._handlers[stage.value] = handler
         self._settings.update(settings)
 
+    def handler_for(self, stage: Stage) -> StageHandler:
+        """The handler registered for ``stage`` (a capability may run another stage's handler).
+
+        Raises
+        ------
+        ConfigError
+            If the node does not handle ``stage``.
+        """
+        handler = self._handlers.get(stage.value)
+        if handler is None:
+            raise ConfigError(
+                f"Node {self.node_id!r} does not handle stage {stage.value!r}; it handles "
+                f"{', '.join(sorted(self._handlers))}."
+            )
+        return handler
+
     def handle(self, task: Task) -> Result:
         """Carry out one task and return the answer, as it leaves through :attr:`egress`.
 
@@ -130,12 +146,7 @@ class Node:
         """
         if task.node_id != self.node_id:
             raise ConfigError(f"Task for node {task.node_id!r} reached node {self.node_id!r}.")
-        handler = self._handlers.get(task.stage.value)
-        if handler is None:
-            raise ConfigError(
-                f"Node {self.node_id!r} does not handle stage {task.stage.value!r}; it handles "
-                f"{', '.join(sorted(self._handlers))}."
-            )
+        handler = self.handler_for(task.stage)
         unknown = sorted(set(task.config) - self._settings)
         if unknown:
             raise ConfigError(

@@ -7,6 +7,7 @@ partitions of a dataset plus a held-out test set the coordinator keeps for centr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,9 @@ from sovereign_ai.federation.coordinator import CentralEvaluator
 from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
 from sovereign_ai.federation.node import LocalData, Node
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver
+from sovereign_ai.federation.secure_node import enable_secure_aggregation
 from sovereign_ai.federation.transports.inmemory import InMemoryTransport
+from sovereign_ai.pki.signing import FederationIdentities, ephemeral_federation
 
 __all__ = [
     "SimulationSetup",
@@ -58,6 +61,7 @@ class SimulationSetup:
     test_features: npt.NDArray[np.float32]
     test_labels: npt.NDArray[np.int64]
     summary: PartitionSummary
+    identities: FederationIdentities | None = None
 
     @property
     def num_features(self) -> int:
@@ -91,7 +95,12 @@ def load_dataset(section: DataSection) -> Dataset:
     return load_file(path, label=section.label, group=section.group)
 
 
-def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> SimulationSetup:
+def prepare_simulation(
+    spec: JobSpec,
+    *,
+    dataset: Dataset | None = None,
+    identities: FederationIdentities | None = None,
+) -> SimulationSetup:
     """Split a dataset into a held-out test set and one partition per simulated node.
 
     Parameters
@@ -100,6 +109,9 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
         The job; its ``[data]`` section must be present.
     dataset
         Use this dataset instead of loading ``spec.data.dataset``.
+    identities
+        The nodes' federation identities when secure aggregation is on; a throw-away CA and
+        certificates are made for them otherwise (simulations have no startup kits).
     """
     if spec.data is None:
         raise ConfigError("Simulation needs a [data] section in the job spec; it is missing.")
@@ -157,6 +169,12 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
             test_labels=pool.labels[test_rows],
         )
         nodes.append(Node(name, data=local))
+    if spec.secure_aggregation.enabled:
+        identities = identities or ephemeral_federation(spec.job_id, names)
+        for node in nodes:
+            enable_secure_aggregation(
+                node, signer=identities.signers[node.node_id], verifier=identities.verifier
+            )
     return SimulationSetup(
         spec=spec,
         dataset=data,
@@ -164,16 +182,23 @@ def prepare_simulation(spec: JobSpec, *, dataset: Dataset | None = None) -> Simu
         test_features=held_out.features,
         test_labels=held_out.labels,
         summary=summarize_partition(pool, parts, node_names=names),
+        identities=identities,
     )
 
 
-def _simulated_nodes(spec_json: str) -> list[Node]:
+def _simulated_nodes(factory_input: str) -> list[Node]:
     """The simulated nodes of a job given as JSON: the process transport's node factory.
 
     Each worker process calls this once; partitioning is deterministic per seed, so every worker
-    holds the same partitions as the parent's own :func:`prepare_simulation`.
+    holds the same partitions as the parent's own :func:`prepare_simulation`, and the parent's
+    node identities (one CA for all workers) travel along when secure aggregation is on.
     """
-    return prepare_simulation(JobSpec.model_validate_json(spec_json)).nodes
+    document = json.loads(factory_input)
+    identities = document.get("identities")
+    return prepare_simulation(
+        JobSpec.model_validate_json(document["spec"]),
+        identities=None if identities is None else FederationIdentities.from_json(identities),
+    ).nodes
 
 
 def central_evaluator(setup: SimulationSetup) -> CentralEvaluator:
@@ -191,7 +216,12 @@ def make_transport(setup: SimulationSetup) -> Transport:
 
         return ProcessTransport(
             _simulated_nodes,
-            factory_input=setup.spec.model_dump_json(),
+            factory_input=json.dumps(
+                {
+                    "spec": setup.spec.model_dump_json(),
+                    "identities": None if setup.identities is None else setup.identities.to_json(),
+                }
+            ),
             node_ids=[node.node_id for node in setup.nodes],
             workers=section.workers,
         )

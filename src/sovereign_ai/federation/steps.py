@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from sovereign_ai.core import NodeInstruction, Parameters, Result, Stage, Strategy
 from sovereign_ai.errors import (
@@ -30,7 +31,16 @@ from sovereign_ai.federation.answers import (
 )
 from sovereign_ai.federation.workflow import RoundState, StageResults, StageRunner
 
-__all__ = ["CentralEvaluator", "EvaluateStep", "StatisticsStep", "TrainStep", "require_quorum"]
+__all__ = [
+    "CentralEvaluator",
+    "EvaluateStep",
+    "StatisticsStep",
+    "TrainStep",
+    "aggregate_with",
+    "record_stage",
+    "require_quorum",
+    "scaled_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,19 +96,44 @@ class StatisticsStep:
             parameters=Parameters({}),
             accept=accept,
         )
-        _record(state, answered)
+        record_stage(state, answered)
         require_quorum(Stage.STATISTICS, state, answered, self.minimum)
         results = answered.results
-        count = math.fsum(float(r.parameters["count"][0]) for r in results)
-        total = np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0)
-        total_sq = np.sum([np.asarray(r.parameters["sum_sq"], np.float64) for r in results], axis=0)
-        mean = total / count  # (d,)
-        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))  # (d,)
-        std = np.where(std > 1e-12, std, 1.0)
-        tensors = dict(model)
-        tensors["input_mean"] = mean.astype(np.float32).reshape(model["input_mean"].shape)
-        tensors["input_std"] = std.astype(np.float32).reshape(model["input_std"].shape)
-        state.aggregate = Parameters(tensors)
+        state.aggregate = scaled_model(
+            model,
+            count=math.fsum(float(r.parameters["count"][0]) for r in results),
+            total=np.sum([np.asarray(r.parameters["sum"], np.float64) for r in results], axis=0),
+            total_sq=np.sum(
+                [np.asarray(r.parameters["sum_sq"], np.float64) for r in results], axis=0
+            ),
+        )
+
+
+def scaled_model(
+    model: Parameters,
+    *,
+    count: float,
+    total: npt.NDArray[np.float64],
+    total_sq: npt.NDArray[np.float64],
+) -> Parameters:
+    """``model`` with ``input_mean``/``input_std`` from pooled row count, sums and sums of squares.
+
+    Raises
+    ------
+    AggregationError
+        If the count is not positive or the statistics are not finite.
+    """
+    if not count > 0 or not np.all(np.isfinite(total)) or not np.all(np.isfinite(total_sq)):
+        raise AggregationError(
+            f"The pooled feature statistics are unusable (row count {count}); not adopted."
+        )
+    mean = total / count  # (d,)
+    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))  # (d,)
+    std = np.where(std > 1e-12, std, 1.0)
+    tensors = dict(model)
+    tensors["input_mean"] = mean.astype(np.float32).reshape(model["input_mean"].shape)
+    tensors["input_std"] = std.astype(np.float32).reshape(model["input_std"].shape)
+    return Parameters(tensors)
 
 
 @dataclass(frozen=True)
@@ -132,38 +167,47 @@ class TrainStep:
         )
         state.cohort = [i.node_id for i in instructions]
         answered = stages(state, Stage.TRAIN, instructions, parameters=parameters, accept=accept)
-        _record(state, answered)
+        record_stage(state, answered)
         require_quorum(Stage.TRAIN, state, answered, self.strategy.min_train_nodes)
-        state.aggregate = self._aggregate(state, answered.results)
+        state.aggregate = aggregate_with(self.strategy, state, answered.results)
         state.metrics.update(
             {"train_nodes": float(len(answered.results)), **_weighted_metrics(answered.results)}
         )
 
-    def _aggregate(self, state: RoundState, results: Sequence[Result]) -> Parameters:
-        parameters = state.parameters
-        saved_state = self.strategy.state_dict()
-        try:
-            new_parameters = self.strategy.aggregate_train(
-                round_number=state.round_number, parameters=parameters, results=results
-            )
-            if new_parameters.spec != parameters.spec:
-                raise AggregationError(
-                    f"Round {state.round_number}: the strategy returned parameters of spec "
-                    f"{new_parameters.spec}; expected the model's {parameters.spec}."
-                )
-            if not np.isfinite(new_parameters.flatten()).all():
-                raise AggregationError(
-                    f"Round {state.round_number}: the aggregate holds non-finite values; it is "
-                    "not adopted."
-                )
-        except (FederationError, SerializationError) as exc:
-            self.strategy.load_state_dict(saved_state)
-            if isinstance(exc, AggregationError):
-                raise
+
+def aggregate_with(strategy: Strategy, state: RoundState, results: Sequence[Result]) -> Parameters:
+    """The strategy's next model from ``results``, adopted only if finite and of the model's spec.
+
+    Raises
+    ------
+    AggregationError
+        If the aggregate is not finite, not of the model's spec, or could not be formed; the
+        strategy's state is then as before.
+    """
+    parameters = state.parameters
+    saved_state = strategy.state_dict()
+    try:
+        new_parameters = strategy.aggregate_train(
+            round_number=state.round_number, parameters=parameters, results=results
+        )
+        if new_parameters.spec != parameters.spec:
             raise AggregationError(
-                f"Round {state.round_number}: the aggregate could not be formed: {exc}"
-            ) from exc
-        return new_parameters
+                f"Round {state.round_number}: the strategy returned parameters of spec "
+                f"{new_parameters.spec}; expected the model's {parameters.spec}."
+            )
+        if not np.isfinite(new_parameters.flatten()).all():
+            raise AggregationError(
+                f"Round {state.round_number}: the aggregate holds non-finite values; it is "
+                "not adopted."
+            )
+    except (FederationError, SerializationError) as exc:
+        strategy.load_state_dict(saved_state)
+        if isinstance(exc, AggregationError):
+            raise
+        raise AggregationError(
+            f"Round {state.round_number}: the aggregate could not be formed: {exc}"
+        ) from exc
+    return new_parameters
 
 
 @dataclass(frozen=True)
@@ -228,7 +272,7 @@ class EvaluateStep:
         return {f"federated_{k}": float(v) for k, v in aggregated.items()}
 
 
-def _record(state: RoundState, answered: StageResults) -> None:
+def record_stage(state: RoundState, answered: StageResults) -> None:
     """Carry a stage's outcome into the round state: survivors, answers, failures."""
     state.survivors = answered.node_ids
     state.answers = {r.node_id: r for r in answered.results}

@@ -99,6 +99,9 @@ class RoundState:
         The round's metrics so far.
     failures
         Node id to why it dropped out of the round (the first reason per node).
+    extras
+        What a capability's steps share within the attempt (secure aggregation's session), by
+        the capability's key.
     """
 
     round_number: int
@@ -112,6 +115,7 @@ class RoundState:
     aggregate: Parameters | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, object] = field(default_factory=dict)
 
 
 class RoundStep(Protocol):

@@ -14,6 +14,7 @@ not kept.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,10 +25,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sovereign_ai.errors import AuthenticationError, SecureAggregationError
 from sovereign_ai.pki.ca import CertificateAuthority, resolve_now
-from sovereign_ai.pki.certificates import Role, certificate_to_pem, read_private_key
+from sovereign_ai.pki.certificates import (
+    Role,
+    certificate_to_pem,
+    private_key_to_pem,
+    read_certificate,
+    read_private_key,
+)
 from sovereign_ai.pki.identity import NodeKit, _check_chain
 
-__all__ = ["IdentitySigner", "NodeSignatureVerifier", "ephemeral_federation"]
+__all__ = [
+    "FederationIdentities",
+    "IdentitySigner",
+    "NodeSignatureVerifier",
+    "ephemeral_federation",
+]
 
 _EPHEMERAL_VALIDITY_DAYS = 2
 
@@ -116,16 +128,54 @@ class NodeSignatureVerifier:
             ) from exc
 
 
-def ephemeral_federation(
-    federation: str, node_ids: Sequence[str]
-) -> tuple[NodeSignatureVerifier, dict[str, IdentitySigner]]:
-    """A fresh in-memory CA and one node identity per id, for simulations without kits.
+@dataclass(frozen=True)
+class FederationIdentities:
+    """A federation's CA check and its nodes' signers, e.g. from :func:`ephemeral_federation`.
 
-    Returns
-    -------
-    tuple
-        The verifier every node uses, and each node's signer.
+    Parameters
+    ----------
+    verifier
+        Checks node signatures against the CA.
+    signers
+        Node id to its signer.
     """
+
+    verifier: NodeSignatureVerifier
+    signers: dict[str, IdentitySigner]
+
+    def to_json(self) -> str:
+        """The CA certificate and every node's key and certificate as JSON text (PEM inside).
+
+        For handing a *simulation's* throw-away identities to its worker processes only: the
+        private keys are in the clear.
+        """
+        return json.dumps(
+            {
+                "ca": certificate_to_pem(self.verifier.ca).decode(),
+                "nodes": {
+                    node: [private_key_to_pem(s.private_key).decode(), s.certificate.decode()]
+                    for node, s in self.signers.items()
+                },
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FederationIdentities:
+        """Rebuild :meth:`to_json` output."""
+        document = json.loads(text)
+        return cls(
+            verifier=NodeSignatureVerifier(ca=read_certificate(document["ca"].encode())),
+            signers={
+                node: IdentitySigner(
+                    private_key=read_private_key(key.encode()), certificate=cert.encode()
+                )
+                for node, (key, cert) in document["nodes"].items()
+            },
+        )
+
+
+def ephemeral_federation(federation: str, node_ids: Sequence[str]) -> FederationIdentities:
+    """A fresh in-memory CA and one node identity per id, for simulations without kits."""
     ca = CertificateAuthority.create(federation, validity_days=_EPHEMERAL_VALIDITY_DAYS)
     signers = {}
     for node_id in node_ids:
@@ -133,4 +183,4 @@ def ephemeral_federation(
         signers[node_id] = IdentitySigner(
             private_key=issued.private_key, certificate=certificate_to_pem(issued.certificate)
         )
-    return NodeSignatureVerifier(ca=ca.certificate), signers
+    return FederationIdentities(NodeSignatureVerifier(ca=ca.certificate), signers)

@@ -338,7 +338,7 @@ class BaseStrategy(ABC):
         ordered = sorted(results, key=lambda r: r.node_id)
         node_ids = [r.node_id for r in ordered]
         minimum = max(1, self.min_train_nodes)
-        if len(ordered) < minimum:
+        if sum(max(1, r.contributors) for r in ordered) < minimum:
             self._raise_insufficient(
                 stage="train", round_number=round_number, answered=node_ids, minimum=minimum
             )
@@ -375,6 +375,13 @@ class BaseStrategy(ABC):
         ordered = self._checked_results(
             round_number=round_number, parameters=parameters, results=results
         )
+        summed = [r.node_id for r in ordered if r.contributors != 1]
+        if summed:
+            raise FederationError(
+                f"Round {round_number}: {type(self).__name__} needs each node's update, but "
+                f"{summed[0]!r} is the secure aggregate of {ordered[0].contributors} nodes; turn "
+                "secure aggregation off or choose a strategy that uses only their sum."
+            )
         updates = np.empty((len(ordered), parameters.num_scalars), dtype=np.float64)  # (n, d)
         for row, result in enumerate(ordered):
             updates[row] = _update_vector(round_number, result)

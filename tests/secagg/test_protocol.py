@@ -415,11 +415,13 @@ def test_an_advert_signed_by_another_node_is_refused(federation: Federation) -> 
     rnd.advertise()
     # The relay makes keys of its own for node-01 and has node-02's identity sign them.
     cipher, mask = KeyPair.generate().public_key, KeyPair.generate().public_key
-    message = KeyAdvert.signed_message(SESSION, "node-01", cipher, mask)
+    commitment = bytes(32)
+    message = KeyAdvert.signed_message(SESSION, "node-01", cipher, mask, commitment)
     forged = KeyAdvert(
         node_id="node-01",
         cipher_public_key=cipher,
         mask_public_key=mask,
+        self_mask_commitment=commitment,
         certificate=signers["node-02"].certificate,
         signature=signers["node-02"].sign(message),
     )
@@ -633,7 +635,7 @@ def test_a_corrupted_share_among_exactly_t_is_refused(federation: Federation) ->
     rnd, _ = masked_round(federation)
     reveals = rnd.reveal(["node-00", "node-01", "node-02"])  # exactly t = 3 reveals
     reveals["node-01"].self_mask["node-00"] = corrupt(reveals["node-01"].self_mask["node-00"])
-    with pytest.raises(SecureAggregationError, match=r"node 'node-00'.* inconsistent"):
+    with pytest.raises(SecureAggregationError, match=r"node 'node-00'.*committed to"):
         rnd.coordinator.unmask(reveals)
 
 
@@ -649,19 +651,10 @@ def test_a_wrong_mask_key_is_refused_against_the_signed_public_key(
     for reveal in reveals.values():
         x = reveal.mask_key["node-01"].x
         reveal.mask_key["node-01"] = other[x - 1]
-    with pytest.raises(SecureAggregationError, match="does not match the public key it signed"):
+    with pytest.raises(SecureAggregationError, match="rebuild the value it committed to"):
         rnd.coordinator.unmask(reveals)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "source bug: a self-mask share with a flipped low bit interpolates (Lagrange weights at "
-        "x = 1..t are small integers) to another 32-byte seed; nothing checks the rebuilt seed, "
-        "so CoordinatorSession.unmask returns a wrong sum silently"
-    ),
-)
 def test_a_bit_flip_in_a_revealed_self_mask_share_never_gives_a_wrong_sum(
     federation: Federation,
 ) -> None:
@@ -709,13 +702,6 @@ def test_stages_out_of_order_are_refused(federation: Federation) -> None:
         node.receive_shares(rnd.coordinator.shares_for("node-00"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "source bug: NodeSession.mask only checks the step is SHARED, which share_keys sets; "
-        "mask() before receive_shares() is accepted and adds no pairwise masks"
-    ),
-)
 def test_masking_before_receiving_the_shares_is_refused(federation: Federation) -> None:
     rnd = full_round(federation, NODE_IDS[:3])
     with pytest.raises(SecureAggregationError, match="cannot mask its input now"):

@@ -12,6 +12,10 @@ _WHAT_LEFT = {
     "statistics": "feature statistics (row count, sums, sums of squares; no rows)",
     "train": "a model update",
     "evaluate": "evaluation metrics",
+    "secagg-advertise-keys": "its signed public keys for secure aggregation",
+    "secagg-share-keys": "secret shares, encrypted to its neighbours",
+    "secagg-masked-input": "its input, masked (only the cohort's sum is readable)",
+    "secagg-unmask": "the shares that remove the masks",
 }
 
 
@@ -36,7 +40,8 @@ def describe_answer(report: AnswerReport) -> str:
     if tensors:
         sent += f" ({_size(report.payload_bytes)} in {tensors} tensor{'s' * (tensors != 1)})"
     metrics = ", ".join(f"{name} {value:.4f}" for name, value in sorted(result.metrics.items()))
-    return f"{where}: {result.num_examples} rows, {sent}" + (f"; {metrics}" if metrics else "")
+    rows = "" if task.stage.value.startswith("secagg-") else f"{result.num_examples} rows, "
+    return f"{where}: {rows}{sent}" + (f"; {metrics}" if metrics else "")
 
 
 def describe_job_end(node_name: str, ended: JobEnd, *, tasks_answered: int) -> str:

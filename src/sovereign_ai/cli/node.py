@@ -74,8 +74,10 @@ def start(
     with friendly_errors():
         from sovereign_ai.data import load_file
         from sovereign_ai.federation.deployment import node_from_dataset
+        from sovereign_ai.federation.secure_node import enable_secure_aggregation
         from sovereign_ai.federation.transports.grpc import GrpcNodeClient
         from sovereign_ai.pki import expiry_warnings, load_node_kit
+        from sovereign_ai.pki.signing import IdentitySigner, NodeSignatureVerifier
 
         use_one_torch_thread()
         node_kit = load_node_kit(kit, prompt=terminal_prompt())
@@ -91,6 +93,13 @@ def start(
         dataset = load_file(data_path, label=label_name, classes=class_names, **layout.as_options())
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
+        )
+        # Secure aggregation signs this node's advertised keys with its certificate key and
+        # checks its neighbours' against the federation CA of the kit.
+        enable_secure_aggregation(
+            node,
+            signer=IdentitySigner.from_kit(node_kit),
+            verifier=NodeSignatureVerifier(ca=node_kit.ca),
         )
         client = GrpcNodeClient(
             kit=node_kit,

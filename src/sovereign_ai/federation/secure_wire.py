@@ -8,8 +8,8 @@ functions, so the two ends cannot disagree on a name.
 ==============================  =================================================================
 stage                           tensors (node answer) / per-recipient task tensors
 ==============================  =================================================================
-advertise keys                  ``cipher_public_key``, ``mask_public_key``, ``certificate``,
-                                ``signature`` / —
+advertise keys                  ``cipher_public_key``, ``mask_public_key``,
+                                ``self_mask_commitment``, ``certificate``, ``signature`` / —
 share keys                      ``share/<recipient>`` / ``advert/<peer>/<field>``
 masked input                    ``masked`` / the model's tensors and ``secagg/share/<sender>``
 unmask                          ``self-mask/<node>``, ``mask-key/<node>`` / —
@@ -60,7 +60,13 @@ SETTINGS = (
 )
 """Task settings of the secure-aggregation stages (a node refuses any other it does not know)."""
 
-_ADVERT_FIELDS = ("cipher_public_key", "mask_public_key", "certificate", "signature")
+_ADVERT_FIELDS = (
+    "cipher_public_key",
+    "mask_public_key",
+    "self_mask_commitment",
+    "certificate",
+    "signature",
+)
 _SHARE_PREFIX = "secagg/share/"
 _MAX_LIST = 100_000
 

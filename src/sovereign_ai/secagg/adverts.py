@@ -15,13 +15,14 @@ node's startup kit, :mod:`sovereign_ai.pki.signing`), so this package does not d
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
 from sovereign_ai.errors import SecureAggregationError
 from sovereign_ai.secagg.key_agreement import PUBLIC_KEY_BYTES
 
-__all__ = ["AdvertSigner", "AdvertVerifier", "KeyAdvert", "SessionId"]
+__all__ = ["AdvertSigner", "AdvertVerifier", "KeyAdvert", "SessionId", "self_mask_commitment"]
 
 _SIGNED_PREFIX = b"sovereign-ai/secagg/advertise-keys/v1"
 MAX_CERTIFICATE_BYTES = 16_384
@@ -55,6 +56,15 @@ class SessionId:
     def label(self) -> str:
         """The job id with the attempt, used where key derivation and share encryption bind."""
         return f"{self.job_id}/attempt-{self.attempt}"
+
+
+def self_mask_commitment(session: SessionId, node_id: str, seed: bytes) -> bytes:
+    """SHA-256 over the session, the node id and its self-mask seed (32 bytes)."""
+    fields = (session.label.encode(), str(session.round_number).encode(), node_id.encode(), seed)
+    digest = hashlib.sha256(b"sovereign-ai/secagg/self-mask-commitment/v1")
+    for item in fields:
+        digest.update(len(item).to_bytes(4, "big") + item)
+    return digest.digest()
 
 
 class AdvertSigner(Protocol):
@@ -93,6 +103,10 @@ class KeyAdvert:
         X25519 public key for share encryption (32 bytes).
     mask_public_key
         X25519 public key for pairwise masks (32 bytes).
+    self_mask_commitment
+        SHA-256 of the session, the node and its self-mask seed ``b``: the coordinator checks the
+        seed it rebuilds from revealed shares against it, so a holder that reveals a corrupted
+        share cannot make it unmask a wrong sum (a 256-bit seed's hash reveals nothing of it).
     certificate
         The node's certificate, PEM.
     signature
@@ -102,11 +116,12 @@ class KeyAdvert:
     node_id: str
     cipher_public_key: bytes
     mask_public_key: bytes
+    self_mask_commitment: bytes
     certificate: bytes
     signature: bytes
 
     def __post_init__(self) -> None:
-        for name in ("cipher_public_key", "mask_public_key"):
+        for name in ("cipher_public_key", "mask_public_key", "self_mask_commitment"):
             if len(getattr(self, name)) != PUBLIC_KEY_BYTES:
                 raise SecureAggregationError(
                     f"The {name} advertised by {self.node_id!r} must be {PUBLIC_KEY_BYTES} bytes; "
@@ -125,9 +140,13 @@ class KeyAdvert:
 
     @staticmethod
     def signed_message(
-        session: SessionId, node_id: str, cipher_public_key: bytes, mask_public_key: bytes
+        session: SessionId,
+        node_id: str,
+        cipher_public_key: bytes,
+        mask_public_key: bytes,
+        self_mask_commitment: bytes,
     ) -> bytes:
-        """The bytes a node signs: length-prefixed session, node id and both keys."""
+        """The bytes a node signs: length-prefixed session, node id, both keys, the commitment."""
         fields = (
             session.job_id.encode(),
             str(session.round_number).encode(),
@@ -135,6 +154,7 @@ class KeyAdvert:
             node_id.encode(),
             cipher_public_key,
             mask_public_key,
+            self_mask_commitment,
         )
         return _SIGNED_PREFIX + b"".join(len(f).to_bytes(4, "big") + f for f in fields)
 
@@ -151,7 +171,11 @@ class KeyAdvert:
             node_id=self.node_id,
             certificate=self.certificate,
             message=self.signed_message(
-                session, self.node_id, self.cipher_public_key, self.mask_public_key
+                session,
+                self.node_id,
+                self.cipher_public_key,
+                self.mask_public_key,
+                self.self_mask_commitment,
             ),
             signature=self.signature,
         )

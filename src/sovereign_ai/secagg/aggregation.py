@@ -7,7 +7,8 @@ survivor who survived and who dropped among its neighbours
 (:meth:`CoordinatorSession.unmask_request`), and from the revealed shares rebuilds (Bonawitz et
 al., CCS 2017, §4 round 4 "Unmasking"):
 
-- every survivor's self-mask seed ``b``, whose mask it subtracts, and
+- every survivor's self-mask seed ``b`` — checked against the commitment that node signed —
+  whose mask it subtracts, and
 - every dropped node's mask private key ``s`` — checked against the public key that node signed —
   with which it recomputes and removes the pairwise masks its surviving neighbours added.
 
@@ -18,14 +19,15 @@ visible. Fewer than ``t`` revealed shares of any secret needed raises
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sovereign_ai.errors import BelowThresholdError, ConfigError, SecureAggregationError
-from sovereign_ai.secagg.adverts import KeyAdvert, SessionId
+from sovereign_ai.secagg.adverts import KeyAdvert, SessionId, self_mask_commitment
 from sovereign_ai.secagg.graph import Neighbourhood
 from sovereign_ai.secagg.key_agreement import KeyPair
 from sovereign_ai.secagg.modular import check_modulus_bits
@@ -35,7 +37,15 @@ from sovereign_ai.secagg.shamir import Share, reconstruct_secret
 
 __all__ = ["CoordinatorSession"]
 
-_MAX_RECONSTRUCTION_TRIES = 32
+_MAX_RECONSTRUCTION_TRIES = 64
+
+
+def _is_committed_seed(session: SessionId, node: str, commitment: bytes, seed: bytes) -> bool:
+    return self_mask_commitment(session, node, seed) == commitment
+
+
+def _is_key_of(public_key: bytes, private_bytes: bytes) -> bool:
+    return KeyPair.from_private_bytes(private_bytes).public_key == public_key
 
 
 class CoordinatorSession:
@@ -204,22 +214,25 @@ class CoordinatorSession:
         for node in survivors:
             np.add(total, self.masked[node], out=total)  # wraps modulo 2**64
             seed = self._rebuild(
-                node, [r.self_mask.get(node) for r in reveals.values()], "self-mask seed"
+                node,
+                [r.self_mask.get(node) for r in reveals.values()],
+                "self-mask seed",
+                is_right=functools.partial(
+                    _is_committed_seed, self.session, node, self.adverts[node].self_mask_commitment
+                ),
             )
-            np.subtract(
-                total, generate_mask(seed, length=self.length, modulus_bits=bits), out=total
-            )
+            self_mask = generate_mask(seed, length=self.length, modulus_bits=bits)
+            np.subtract(total, self_mask, out=total)
         alive = set(survivors)
         for node in self.dropped:
+            public = self.adverts[node].mask_public_key
             key_bytes = self._rebuild(
-                node, [r.mask_key.get(node) for r in reveals.values()], "mask key"
+                node,
+                [r.mask_key.get(node) for r in reveals.values()],
+                "mask key",
+                is_right=functools.partial(_is_key_of, public),
             )
             keys = KeyPair.from_private_bytes(key_bytes)
-            if keys.public_key != self.adverts[node].mask_public_key:
-                raise SecureAggregationError(
-                    f"The mask key rebuilt for dropped node {node!r} does not match the public key "
-                    "it signed: a revealed share was wrong."
-                )
             for peer in sorted(set(self.sealed[node]) & alive):
                 mask = pair_mask(
                     keys, self.adverts[peer].mask_public_key, session=self.session, own_id=node,
@@ -232,22 +245,39 @@ class CoordinatorSession:
         np.bitwise_and(total, np.uint64((1 << bits) - 1), out=total)
         return total
 
-    def _rebuild(self, node: str, revealed: Sequence[Share | None], what: str) -> bytes:
-        """One secret from its revealed shares, trying other ``t``-subsets if one is corrupt."""
+    def _rebuild(
+        self,
+        node: str,
+        revealed: Sequence[Share | None],
+        what: str,
+        *,
+        is_right: Callable[[bytes], bool],
+    ) -> bytes:
+        """One secret from its revealed shares, checked by ``is_right`` against what the node
+        signed; other ``t``-subsets are tried when a share was corrupted.
+
+        The first ``t`` shares, then each set leaving one of them out (one corrupted share), then
+        further combinations, up to ``_MAX_RECONSTRUCTION_TRIES``.
+        """
         by_x = {share.x: share for share in revealed if share is not None}
         shares = [by_x[x] for x in sorted(by_x)]
-        if len(shares) < self.threshold:
+        t = self.threshold
+        if len(shares) < t:
             raise BelowThresholdError(
-                what=f"shares of node {node!r}'s {what}", available=len(shares),
-                threshold=self.threshold,
-            )  # fmt: skip
-        problem: SecureAggregationError | None = None
-        subsets = itertools.combinations(shares, self.threshold)
-        for subset in itertools.islice(subsets, _MAX_RECONSTRUCTION_TRIES):
+                what=f"shares of node {node!r}'s {what}", available=len(shares), threshold=t
+            )
+        leave_one_out = ([s for s in shares if s is not out][:t] for out in shares[:t])
+        candidates = itertools.chain([shares[:t]], leave_one_out, itertools.combinations(shares, t))
+        for subset in itertools.islice(candidates, _MAX_RECONSTRUCTION_TRIES):
+            if len(subset) < t:
+                continue
             try:
-                return reconstruct_secret(subset, threshold=self.threshold)
-            except SecureAggregationError as exc:  # a corrupted share: try without it
-                problem = exc
+                secret = reconstruct_secret(subset, threshold=t)
+            except SecureAggregationError:  # inconsistent: a corrupted share among them
+                continue
+            if is_right(secret):
+                return secret
         raise SecureAggregationError(
-            f"The revealed shares of node {node!r}'s {what} are inconsistent: {problem}"
+            f"No {t} of the {len(shares)} revealed shares of node {node!r}'s {what} rebuild the "
+            "value it committed to: revealed shares were corrupted. Nothing is unmasked."
         )

@@ -3,9 +3,10 @@
 The four stages (Bonawitz et al., CCS 2017, §4, Figure 4; Bell et al., CCS 2020, with the sparse
 graph of :mod:`sovereign_ai.secagg.graph`):
 
-1. :meth:`NodeSession.advertise` — two fresh X25519 key pairs, signed (:mod:`.adverts`).
+1. :meth:`NodeSession.advertise` — two fresh X25519 key pairs and a commitment to the self-mask
+   seed ``b`` (drawn now), signed (:mod:`.adverts`).
 2. :meth:`NodeSession.share_keys` — check every neighbour's advertisement against the federation
-   CA, draw the self-mask seed ``b``, split ``b`` and the mask private key ``s`` into ``t``-of-
+   CA, split the self-mask seed ``b`` and the mask private key ``s`` into ``t``-of-
    ``h`` Shamir shares (``h``: the neighbours that advertised, and the node itself), and encrypt
    each neighbour's pair of shares to it.
 3. :meth:`NodeSession.receive_shares` then :meth:`NodeSession.mask` — keep the shares the
@@ -32,7 +33,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sovereign_ai.errors import BelowThresholdError, ConfigError, SecureAggregationError
-from sovereign_ai.secagg.adverts import AdvertSigner, AdvertVerifier, KeyAdvert, SessionId
+from sovereign_ai.secagg.adverts import (
+    AdvertSigner,
+    AdvertVerifier,
+    KeyAdvert,
+    SessionId,
+    self_mask_commitment,
+)
 from sovereign_ai.secagg.key_agreement import KeyPair, KeyPurpose, PairContext, derive_pair_key
 from sovereign_ai.secagg.modular import check_modulus_bits
 from sovereign_ai.secagg.prg import SEED_BYTES, generate_mask
@@ -55,7 +62,8 @@ class _Step(Enum):
     CREATED = 0
     ADVERTISED = 1
     SHARED = 2
-    MASKED = 3
+    RECEIVED = 3
+    MASKED = 4
 
 
 @dataclass(frozen=True)
@@ -186,12 +194,16 @@ class NodeSession:
         self._expect(_Step.CREATED, "advertise keys")
         cipher_public = self._cipher_keys.public_key
         mask_public = self._mask_keys.public_key
-        message = KeyAdvert.signed_message(self.session, self.node_id, cipher_public, mask_public)
+        commitment = self_mask_commitment(self.session, self.node_id, self._self_mask_seed)
+        message = KeyAdvert.signed_message(
+            self.session, self.node_id, cipher_public, mask_public, commitment
+        )
         self._step = _Step.ADVERTISED
         return KeyAdvert(
             node_id=self.node_id,
             cipher_public_key=cipher_public,
             mask_public_key=mask_public,
+            self_mask_commitment=commitment,
             certificate=self._signer.certificate,
             signature=self._signer.sign(message),
         )
@@ -309,6 +321,7 @@ class NodeSession:
                 Share.from_bytes(plaintext[SHARE_BYTES:]),
             )
         self._held = held
+        self._step = _Step.RECEIVED
 
     def mask(self, encoded: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """Add the self mask and the pairwise masks to the encoded input, modulo ``2**b``.
@@ -323,7 +336,7 @@ class NodeSession:
         ConfigError
             If ``encoded`` is not a one-dimensional ``uint64`` vector below ``2**b``.
         """
-        self._expect(_Step.SHARED, "mask its input")
+        self._expect(_Step.RECEIVED, "mask its input")
         if encoded.dtype != np.uint64 or encoded.ndim != 1:
             raise ConfigError(
                 f"The input to mask must be a 1-D uint64 vector; got {encoded.dtype} of shape "

@@ -28,6 +28,7 @@ from sovereign_ai.federation import (
     train_alone,
     train_centralised,
 )
+from sovereign_ai.federation.secure_steps import summarise
 
 __all__ = ["DEMO_JOB", "demo", "demo_spec"]
 
@@ -57,6 +58,9 @@ alpha = 0.5
 nodes = 5
 node_names = ["northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
 test_fraction = 0.25
+
+[secure_aggregation]
+enabled = true
 
 [simulation]
 backend = "serial"
@@ -154,5 +158,13 @@ def demo(
         f"The federated model scores {gap:+.1f} points against pooling every record, "
         "and not one record left its hospital."
     )
+    if spec.secure_aggregation.enabled:
+        cohort = max(len(r.answered) for r in history.rounds)
+        protocol = summarise(spec.secure_aggregation, len(setup.nodes))
+        console.print(
+            f"Secure aggregation: {protocol.describe()}. The coordinator saw only the sum of each "
+            f"round's updates (of up to {cohort} hospitals) and of the feature statistics, never "
+            "one hospital's update or row count."
+        )
     console.print(f"Metrics: [bold]{(out / 'metrics.json').resolve()}[/]")
     console.print(f"Plot:    [bold]{(out / 'accuracy_loss.png').resolve()}[/]")

@@ -52,10 +52,12 @@ from sovereign_ai.secagg.quantisation import check_fits
 
 __all__ = [
     "SECURE_SUM_ID",
+    "SecureAggregationSummary",
     "SecureRound",
     "modulus_bits",
     "secure_statistics_steps",
     "secure_train_steps",
+    "summarise",
 ]
 
 CohortChooser = Callable[[RoundState], list[NodeInstruction]]
@@ -98,6 +100,52 @@ def _neighbourhood(section: SecureAggregationSection, nodes: int) -> Neighbourho
         return chosen
     check_threshold(section.threshold, chosen.holders, owner="[secure_aggregation]")
     return Neighbourhood(nodes=nodes, degree=chosen.degree, threshold=section.threshold)
+
+
+@dataclass(frozen=True)
+class SecureAggregationSummary:
+    """SecAgg+'s parameters for a cohort of ``nodes``, in the terms the docs use.
+
+    Parameters
+    ----------
+    nodes
+        ``n``: nodes per round.
+    neighbours
+        ``k``: each node's neighbours (``n - 1``: every other node).
+    threshold
+        ``t``: shares needed to rebuild a node's secret, of its ``k + 1`` holders.
+    modulus_bits
+        The masked inputs live in ``Z_{2**b}``.
+    tolerated_dropouts
+        Holders of one node's shares that may drop out with the round still completing.
+    """
+
+    nodes: int
+    neighbours: int
+    threshold: int
+    modulus_bits: int
+    tolerated_dropouts: int
+
+    def describe(self) -> str:
+        """One sentence for a person."""
+        return (
+            f"SecAgg+ with n = {self.nodes} nodes per round, k = {self.neighbours} neighbours "
+            f"each, threshold t = {self.threshold} of {self.neighbours + 1} share holders, "
+            f"modulus 2^{self.modulus_bits}; up to {self.tolerated_dropouts} dropout(s) per "
+            "neighbourhood tolerated"
+        )
+
+
+def summarise(section: SecureAggregationSection, nodes: int) -> SecureAggregationSummary:
+    """The protocol's parameters for a cohort of ``nodes`` under ``section``."""
+    neighbourhood = _neighbourhood(section, nodes)
+    return SecureAggregationSummary(
+        nodes=nodes,
+        neighbours=neighbourhood.degree,
+        threshold=neighbourhood.threshold,
+        modulus_bits=modulus_bits(section, nodes),
+        tolerated_dropouts=neighbourhood.tolerated_dropouts,
+    )
 
 
 def modulus_bits(section: SecureAggregationSection, cohort_size: int) -> int:

@@ -44,6 +44,7 @@ from sovereign_ai.pki.signing import FederationIdentities, ephemeral_federation
 __all__ = [
     "SimulationSetup",
     "central_evaluator",
+    "factory_input",
     "load_dataset",
     "make_transport",
     "prepare_simulation",
@@ -186,6 +187,16 @@ def prepare_simulation(
     )
 
 
+def factory_input(spec: JobSpec, identities: FederationIdentities | None = None) -> str:
+    """What the process transport's workers rebuild their nodes from: the job, the identities."""
+    return json.dumps(
+        {
+            "spec": spec.model_dump_json(),
+            "identities": None if identities is None else identities.to_json(),
+        }
+    )
+
+
 def _simulated_nodes(factory_input: str) -> list[Node]:
     """The simulated nodes of a job given as JSON: the process transport's node factory.
 
@@ -216,12 +227,7 @@ def make_transport(setup: SimulationSetup) -> Transport:
 
         return ProcessTransport(
             _simulated_nodes,
-            factory_input=json.dumps(
-                {
-                    "spec": setup.spec.model_dump_json(),
-                    "identities": None if setup.identities is None else setup.identities.to_json(),
-                }
-            ),
+            factory_input=factory_input(setup.spec, setup.identities),
             node_ids=[node.node_id for node in setup.nodes],
             workers=section.workers,
         )

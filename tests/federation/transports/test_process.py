@@ -64,7 +64,7 @@ def test_workers_answer_exactly_as_the_parents_nodes_and_name_an_unknown_node() 
     }
     transport = ProcessTransport(
         simulation_module._simulated_nodes,
-        factory_input=spec.model_dump_json(),
+        factory_input=simulation_module.factory_input(spec),
         node_ids=list(expected),
         workers=1,
     )

@@ -16,10 +16,23 @@ from sovereign_ai.federation.baselines import BaselineScore, train_alone, train_
 from sovereign_ai.federation.checkpoint import CheckpointStore, RoundCheckpoint
 from sovereign_ai.federation.coordinator import Coordinator, node_seed
 from sovereign_ai.federation.egress import EgressFilter, EgressPipeline
-from sovereign_ai.federation.job import JobSpec, SimulationBackend, load_job_spec, parse_job_spec
+from sovereign_ai.federation.job import (
+    JobSpec,
+    SecureAggregationSection,
+    SimulationBackend,
+    load_job_spec,
+    parse_job_spec,
+)
 from sovereign_ai.federation.node import LocalData, Node, StageHandler
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver, RoundReport
 from sovereign_ai.federation.run_folder import RunFolder
+from sovereign_ai.federation.secure_node import enable_secure_aggregation
+from sovereign_ai.federation.secure_steps import (
+    SecureAggregationSummary,
+    secure_statistics_steps,
+    secure_train_steps,
+    summarise,
+)
 from sovereign_ai.federation.simulation import (
     SimulationSetup,
     load_dataset,
@@ -48,6 +61,8 @@ __all__ = [
     "RoundState",
     "RoundStep",
     "RunFolder",
+    "SecureAggregationSection",
+    "SecureAggregationSummary",
     "SimulationBackend",
     "SimulationSetup",
     "StageHandler",
@@ -58,6 +73,7 @@ __all__ = [
     "TrainStep",
     "build_coordinator",
     "build_strategy",
+    "enable_secure_aggregation",
     "initial_parameters",
     "load_dataset",
     "load_job_spec",
@@ -66,7 +82,10 @@ __all__ = [
     "parse_job_spec",
     "prepare_simulation",
     "run_simulation",
+    "secure_statistics_steps",
+    "secure_train_steps",
     "stage_config",
+    "summarise",
     "test_set_evaluator",
     "train_alone",
     "train_centralised",

@@ -59,6 +59,12 @@ from sovereign_ai.pki.roster import (
     Roster,
     RosterEntry,
 )
+from sovereign_ai.pki.signing import (
+    FederationIdentities,
+    IdentitySigner,
+    NodeSignatureVerifier,
+    ephemeral_federation,
+)
 
 __all__ = [
     "CertificateAuthority",
@@ -67,14 +73,17 @@ __all__ = [
     "CoordinatorSection",
     "Enrolment",
     "EnrolmentState",
+    "FederationIdentities",
     "FederationSection",
     "FederationSpec",
+    "IdentitySigner",
     "IssuedCertificate",
     "IssuedKit",
     "KeyEncryption",
     "KitManifest",
     "NodeEntry",
     "NodeKit",
+    "NodeSignatureVerifier",
     "NodeStatus",
     "PassphraseKind",
     "PassphrasePrompt",
@@ -88,6 +97,7 @@ __all__ = [
     "RosterEntry",
     "add_node",
     "certificate_identity",
+    "ephemeral_federation",
     "expiry_warnings",
     "kit_enrolment",
     "list_enrolment",

@@ -2,8 +2,10 @@
 
 Pure functions, one algorithm per module, each citing its source (Bonawitz et al., "Practical
 Secure Aggregation for Privacy-Preserving Machine Learning", CCS 2017; Bell et al., "Secure
-Single-Server Aggregation with (Poly)Logarithmic Overhead", CCS 2020). The protocol's stages
-(advertise keys → share keys → masked input → unmask) are built on these.
+Single-Server Aggregation with (Poly)Logarithmic Overhead", CCS 2020). On them, the protocol's
+two sides: :class:`NodeSession` (advertise keys → share keys → masked input → unmask) and
+:class:`CoordinatorSession` (relay, then unmask the sum), with the communication graph and the
+encodings of inputs into the ring.
 
 ======================  ==========================================================================
 module                  what
@@ -14,12 +16,34 @@ module                  what
 ``shamir``              Shamir secret sharing of 32-byte secrets over GF(2**521 - 1)
 ``modular``             ``uint64`` vector arithmetic modulo ``2**b`` (``1 <= b <= 64``)
 ``quantisation``        clipping, stochastic rounding, weighting, dequantisation, overflow check
+``encoding``            an update or exact statistics into the ring, and the sum back
+``graph``               SecAgg+'s Harary graph; degree ``k`` and threshold ``t`` from ``n``
+``adverts``             signed key advertisements bound to a session
+``node_session``        a node's side of one session
+``aggregation``         the coordinator's side: relaying, and unmasking with dropout recovery
 ======================  ==========================================================================
 
 The sizes (``KEY_BYTES``, ``SEED_BYTES``, ``SECRET_BYTES``, ``SHARE_BYTES``, ...) and the field
 prime are constants of their modules.
 """
 
+from sovereign_ai.secagg.adverts import (
+    AdvertSigner,
+    AdvertVerifier,
+    KeyAdvert,
+    SessionId,
+    self_mask_commitment,
+)
+from sovereign_ai.secagg.aggregation import CoordinatorSession
+from sovereign_ai.secagg.encoding import (
+    decode_exact_sum,
+    decode_update_sum,
+    encode_exact,
+    encode_update,
+    encoded_length,
+    exact_length,
+)
+from sovereign_ai.secagg.graph import Neighbourhood, choose_neighbourhood, communication_graph
 from sovereign_ai.secagg.key_agreement import (
     KeyPair,
     KeyPurpose,
@@ -31,6 +55,13 @@ from sovereign_ai.secagg.modular import (
     modular_add,
     modular_subtract,
     modular_sum,
+)
+from sovereign_ai.secagg.node_session import (
+    NodeSession,
+    Reveal,
+    SecretKind,
+    check_threshold,
+    pair_mask,
 )
 from sovereign_ai.secagg.prg import generate_mask
 from sovereign_ai.secagg.quantisation import (
@@ -48,24 +79,44 @@ from sovereign_ai.secagg.shamir import (
 from sovereign_ai.secagg.share_encryption import ShareBinding, decrypt_share, encrypt_share
 
 __all__ = [
+    "AdvertSigner",
+    "AdvertVerifier",
+    "CoordinatorSession",
+    "KeyAdvert",
     "KeyPair",
     "KeyPurpose",
+    "Neighbourhood",
+    "NodeSession",
     "PairContext",
+    "Reveal",
+    "SecretKind",
+    "SessionId",
     "Share",
     "ShareBinding",
     "check_fits",
     "check_modulus_bits",
+    "check_threshold",
+    "choose_neighbourhood",
+    "communication_graph",
+    "decode_exact_sum",
+    "decode_update_sum",
     "decrypt_share",
     "dequantise_sum",
     "derive_pair_key",
+    "encode_exact",
+    "encode_update",
+    "encoded_length",
     "encrypt_share",
+    "exact_length",
     "generate_mask",
     "modular_add",
     "modular_subtract",
     "modular_sum",
+    "pair_mask",
     "quantisation_step",
     "quantise",
     "reconstruct_secret",
+    "self_mask_commitment",
     "split_secret",
     "weight_quantised",
 ]

@@ -131,7 +131,8 @@ def test_bad_arguments_are_refused(seed: bytes, length: int, bits: int, match: s
 @pytest.mark.parametrize("length", [1, 2, 7, 1000])
 def test_the_mask_is_the_aes_256_ctr_keystream_from_counter_zero(length: int) -> None:
     """Known answer, independent of how the generator fills its buffer: keystream block i is
-    AES-256_k(i) (a 128-bit big-endian counter), read as little-endian 64-bit words."""
+    AES-256_k(i) (a 128-bit big-endian counter), read as little-endian 64-bit words for a modulus
+    above 2**32 and as 32-bit words up to it."""
     seed = bytes(range(100, 132))
     encryptor = Cipher(algorithms.AES(seed), modes.ECB()).encryptor()
     blocks = (length + 1) // 2
@@ -139,6 +140,8 @@ def test_the_mask_is_the_aes_256_ctr_keystream_from_counter_zero(length: int) ->
     keystream = encryptor.update(counters) + encryptor.finalize()
     expected = np.frombuffer(keystream, dtype="<u8")[:length]
     np.testing.assert_array_equal(generate_mask(seed, length=length, modulus_bits=64), expected)
+    words32 = np.frombuffer(keystream, dtype="<u4")[:length].astype(np.uint64)
     np.testing.assert_array_equal(
-        generate_mask(seed, length=length, modulus_bits=20), expected & np.uint64(2**20 - 1)
+        generate_mask(seed, length=length, modulus_bits=20), words32 & np.uint64(2**20 - 1)
     )
+    np.testing.assert_array_equal(generate_mask(seed, length=length, modulus_bits=32), words32)

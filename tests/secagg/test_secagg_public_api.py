@@ -9,6 +9,27 @@ import re
 import sovereign_ai.secagg as secagg
 
 PUBLIC = {
+    "AdvertSigner",
+    "AdvertVerifier",
+    "CoordinatorSession",
+    "KeyAdvert",
+    "MaskSum",
+    "Neighbourhood",
+    "NodeSession",
+    "Reveal",
+    "SecretKind",
+    "SessionId",
+    "check_threshold",
+    "choose_neighbourhood",
+    "communication_graph",
+    "decode_exact_sum",
+    "decode_update_sum",
+    "encode_exact",
+    "encode_update",
+    "encoded_length",
+    "exact_length",
+    "pair_seed",
+    "self_mask_commitment",
     "KeyPair",
     "KeyPurpose",
     "PairContext",
@@ -32,6 +53,11 @@ PUBLIC = {
 }
 
 ALGORITHM_MODULES = [
+    "adverts",
+    "aggregation",
+    "encoding",
+    "graph",
+    "node_session",
     "key_agreement",
     "modular",
     "prg",

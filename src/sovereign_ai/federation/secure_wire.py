@@ -179,8 +179,8 @@ def masked_to_tensors(masked: NDArray[np.uint64], *, modulus_bits: int) -> Param
     return Parameters.typed({"masked": masked.astype(dtype)})
 
 
-def masked_from_tensors(parameters: Parameters) -> NDArray[np.uint64]:
-    """The masked input of a node's answer, as ``uint64``."""
+def masked_from_tensors(parameters: Parameters) -> NDArray[np.unsignedinteger[Any]]:
+    """The masked input of a node's answer (``uint32`` or ``uint64``, not copied)."""
     if list(parameters) != ["masked"]:
         raise SecureAggregationError(
             f"A masked input must be one tensor 'masked'; got {list(parameters)[:3]}."
@@ -191,7 +191,7 @@ def masked_from_tensors(parameters: Parameters) -> NDArray[np.uint64]:
             f"A masked input must be a 1-D uint32 or uint64 vector; got {array.dtype} of shape "
             f"{array.shape}."
         )
-    return array.astype(np.uint64)
+    return array
 
 
 def reveal_to_tensors(reveal: Reveal) -> Parameters:

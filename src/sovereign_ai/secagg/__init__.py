@@ -61,9 +61,9 @@ from sovereign_ai.secagg.node_session import (
     Reveal,
     SecretKind,
     check_threshold,
-    pair_mask,
+    pair_seed,
 )
-from sovereign_ai.secagg.prg import generate_mask
+from sovereign_ai.secagg.prg import MaskSum, generate_mask
 from sovereign_ai.secagg.quantisation import (
     check_fits,
     dequantise_sum,
@@ -85,6 +85,7 @@ __all__ = [
     "KeyAdvert",
     "KeyPair",
     "KeyPurpose",
+    "MaskSum",
     "Neighbourhood",
     "NodeSession",
     "PairContext",
@@ -112,7 +113,7 @@ __all__ = [
     "modular_add",
     "modular_subtract",
     "modular_sum",
-    "pair_mask",
+    "pair_seed",
     "quantisation_step",
     "quantise",
     "reconstruct_secret",

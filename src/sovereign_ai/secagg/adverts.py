@@ -58,7 +58,7 @@ class SessionId:
         return f"{self.job_id}/attempt-{self.attempt}"
 
 
-def self_mask_commitment(session: SessionId, node_id: str, seed: bytes) -> bytes:
+def self_mask_commitment(session: SessionId, *, node_id: str, seed: bytes) -> bytes:
     """SHA-256 over the session, the node id and its self-mask seed (32 bytes)."""
     fields = (session.label.encode(), str(session.round_number).encode(), node_id.encode(), seed)
     digest = hashlib.sha256(b"sovereign-ai/secagg/self-mask-commitment/v1")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +32,8 @@ from sovereign_ai.secagg.adverts import KeyAdvert, SessionId, self_mask_commitme
 from sovereign_ai.secagg.graph import Neighbourhood
 from sovereign_ai.secagg.key_agreement import KeyPair
 from sovereign_ai.secagg.modular import check_modulus_bits
-from sovereign_ai.secagg.node_session import Reveal, pair_mask
-from sovereign_ai.secagg.prg import generate_mask
+from sovereign_ai.secagg.node_session import Reveal, pair_seed
+from sovereign_ai.secagg.prg import MaskSum
 from sovereign_ai.secagg.shamir import Share, reconstruct_secret
 
 __all__ = ["CoordinatorSession"]
@@ -41,7 +42,7 @@ _MAX_RECONSTRUCTION_TRIES = 64
 
 
 def _is_committed_seed(session: SessionId, node: str, commitment: bytes, seed: bytes) -> bool:
-    return self_mask_commitment(session, node, seed) == commitment
+    return self_mask_commitment(session, node_id=node, seed=seed) == commitment
 
 
 def _is_key_of(public_key: bytes, private_bytes: bytes) -> bool:
@@ -86,7 +87,7 @@ class CoordinatorSession:
         self.length = length
         self.adverts: dict[str, KeyAdvert] = {}  # U1
         self.sealed: dict[str, dict[str, bytes]] = {}  # U2: sender -> recipient -> shares
-        self.masked: dict[str, NDArray[np.uint64]] = {}  # U3
+        self.masked: dict[str, NDArray[np.unsignedinteger[Any]]] = {}  # U3
 
     @property
     def threshold(self) -> int:
@@ -135,7 +136,7 @@ class CoordinatorSession:
         }
 
     # Stage 3 -> 4 -------------------------------------------------------------------------------
-    def accept_masked(self, node: str, masked: NDArray[np.uint64]) -> None:
+    def accept_masked(self, node: str, masked: NDArray[np.unsignedinteger[Any]]) -> None:
         """Keep a node's masked input.
 
         Raises
@@ -151,8 +152,8 @@ class CoordinatorSession:
                 f"The masked input of {node!r} must be {self.length} unsigned integers; got "
                 f"{vector.dtype} of shape {vector.shape}."
             )
-        vector = vector.astype(np.uint64)
-        if int(vector.max()) >> self.modulus_bits:
+        wider = np.dtype(vector.dtype).itemsize * 8 > self.modulus_bits
+        if wider and int(vector.max()) >> self.modulus_bits:
             raise SecureAggregationError(
                 f"The masked input of {node!r} has values outside the ring 2**{self.modulus_bits}."
             )
@@ -209,10 +210,9 @@ class CoordinatorSession:
                 what="nodes that sent their masked input", available=len(survivors),
                 threshold=self.threshold,
             )  # fmt: skip
-        bits = self.modulus_bits
-        total = np.zeros(self.length, dtype=np.uint64)
+        total = MaskSum(self.length, modulus_bits=self.modulus_bits)
         for node in survivors:
-            np.add(total, self.masked[node], out=total)  # wraps modulo 2**64
+            total.add_vector(self.masked[node])
             seed = self._rebuild(
                 node,
                 [r.self_mask.get(node) for r in reveals.values()],
@@ -221,8 +221,7 @@ class CoordinatorSession:
                     _is_committed_seed, self.session, node, self.adverts[node].self_mask_commitment
                 ),
             )
-            self_mask = generate_mask(seed, length=self.length, modulus_bits=bits)
-            np.subtract(total, self_mask, out=total)
+            total.add_mask(seed, sign=-1)
         alive = set(survivors)
         for node in self.dropped:
             public = self.adverts[node].mask_public_key
@@ -234,16 +233,13 @@ class CoordinatorSession:
             )
             keys = KeyPair.from_private_bytes(key_bytes)
             for peer in sorted(set(self.sealed[node]) & alive):
-                mask = pair_mask(
-                    keys, self.adverts[peer].mask_public_key, session=self.session, own_id=node,
-                    peer_id=peer, length=self.length, modulus_bits=bits,
+                seed = pair_seed(
+                    keys, self.adverts[peer].mask_public_key, session=self.session,
+                    own_id=node, peer_id=peer,
                 )  # fmt: skip
-                if peer < node:  # the peer added this mask; take it out
-                    np.subtract(total, mask, out=total)
-                else:
-                    np.add(total, mask, out=total)
-        np.bitwise_and(total, np.uint64((1 << bits) - 1), out=total)
-        return total
+                # The peer added this mask if its id sorts first, else subtracted it: undo that.
+                total.add_mask(seed, sign=-1 if peer < node else 1)
+        return total.result()
 
     def _rebuild(
         self,

@@ -6,7 +6,8 @@ Two encodings, one per kind of input:
   round to ``q`` bits (:mod:`.quantisation`), multiply by the node's weight — its example count,
   capped at ``max_weight`` — and append the weight itself. The sum then carries both
   ``Σ w_i q(x_i)`` and ``Σ w_i``: the coordinator gets the example-weighted mean without learning
-  any node's count. :func:`~.quantisation.check_fits` must hold for the cohort.
+  any node's count (weighting as in Bonawitz et al., CCS 2017, §2, where users send weighted
+  updates and their weights). :func:`~.quantisation.check_fits` must hold for the cohort.
 - **Feature statistics** (:func:`encode_exact`, :func:`decode_exact_sum`): row counts, sums and
   sums of squares are unbounded, so they are not clipped but written as 128-bit two's-complement
   fixed-point numbers with 64 fractional bits, cut into limbs of ``b - bitlen(n)`` bits. Each limb

@@ -42,11 +42,11 @@ from sovereign_ai.secagg.adverts import (
 )
 from sovereign_ai.secagg.key_agreement import KeyPair, KeyPurpose, PairContext, derive_pair_key
 from sovereign_ai.secagg.modular import check_modulus_bits
-from sovereign_ai.secagg.prg import SEED_BYTES, generate_mask
+from sovereign_ai.secagg.prg import SEED_BYTES, MaskSum
 from sovereign_ai.secagg.shamir import SHARE_BYTES, Share, split_secret
 from sovereign_ai.secagg.share_encryption import ShareBinding, decrypt_share, encrypt_share
 
-__all__ = ["NodeSession", "Reveal", "SecretKind", "check_threshold", "pair_mask"]
+__all__ = ["NodeSession", "Reveal", "SecretKind", "check_threshold", "pair_seed"]
 
 
 class SecretKind(Enum):
@@ -103,22 +103,20 @@ def check_threshold(threshold: int, holders: int, *, owner: str) -> None:
         )
 
 
-def pair_mask(
+def pair_seed(
     private: KeyPair,
     peer_public_key: bytes,
     *,
     session: SessionId,
     own_id: str,
     peer_id: str,
-    length: int,
-    modulus_bits: int,
-) -> NDArray[np.uint64]:
-    """The pairwise mask ``PRG(s_ij)`` that ``own_id`` and ``peer_id`` both derive, unsigned.
+) -> bytes:
+    """The seed of the pairwise mask ``PRG(s_ij)`` that ``own_id`` and ``peer_id`` both derive.
 
-    The node whose id sorts first adds it, the other subtracts it, so the pair's masks cancel in
-    the sum.
+    The node whose id sorts first adds the mask, the other subtracts it, so the pair's masks
+    cancel in the sum.
     """
-    seed = derive_pair_key(
+    return derive_pair_key(
         private,
         peer_public_key,
         context=PairContext(
@@ -129,7 +127,6 @@ def pair_mask(
             purpose=KeyPurpose.MASK,
         ),
     )
-    return generate_mask(seed, length=length, modulus_bits=modulus_bits)
 
 
 class NodeSession:
@@ -194,7 +191,9 @@ class NodeSession:
         self._expect(_Step.CREATED, "advertise keys")
         cipher_public = self._cipher_keys.public_key
         mask_public = self._mask_keys.public_key
-        commitment = self_mask_commitment(self.session, self.node_id, self._self_mask_seed)
+        commitment = self_mask_commitment(
+            self.session, node_id=self.node_id, seed=self._self_mask_seed
+        )
         message = KeyAdvert.signed_message(
             self.session, self.node_id, cipher_public, mask_public, commitment
         )
@@ -344,26 +343,20 @@ class NodeSession:
             )
         if encoded.size and int(encoded.max()) >> self.modulus_bits:
             raise ConfigError(f"The input to mask has values of {self.modulus_bits} bits or more.")
-        length = encoded.size
-        bits = self.modulus_bits
-        masked = encoded + generate_mask(self._self_mask_seed, length=length, modulus_bits=bits)
+        masked = MaskSum(encoded.size, modulus_bits=self.modulus_bits)
+        masked.add_vector(encoded)
+        masked.add_mask(self._self_mask_seed)
         for peer in sorted(self._held):
-            mask = pair_mask(
+            seed = pair_seed(
                 self._mask_keys,
                 self._adverts[peer].mask_public_key,
                 session=self.session,
                 own_id=self.node_id,
                 peer_id=peer,
-                length=length,
-                modulus_bits=bits,
             )
-            if self.node_id < peer:
-                np.add(masked, mask, out=masked)  # wraps modulo 2**64
-            else:
-                np.subtract(masked, mask, out=masked)
-        np.bitwise_and(masked, np.uint64((1 << bits) - 1), out=masked)
+            masked.add_mask(seed, sign=1 if self.node_id < peer else -1)
         self._step = _Step.MASKED
-        return masked
+        return masked.result()
 
     # Stage 4 ------------------------------------------------------------------------------------
     def reveal(self, *, survivors: Sequence[str], dropped: Sequence[str]) -> Reveal:

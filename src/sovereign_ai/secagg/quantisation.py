@@ -94,14 +94,17 @@ def quantise(
             "The 'values' parameter of quantise must be finite; it contains NaN or infinity."
         )
     top_level = float((1 << quantisation_bits) - 1)
-    scaled = (np.clip(as_float, -clipping_range, clipping_range) + clipping_range) * (
-        top_level / (2.0 * clipping_range)
-    )  # same shape, in [0, 2**q - 1]
-    floor: NDArray[np.float64] = np.floor(scaled)
+    # In place, one temporary: scaled = (clip(x) + c) * (2**q - 1) / (2 c), in [0, 2**q - 1].
+    scaled = np.clip(as_float, -clipping_range, clipping_range)
+    scaled += clipping_range
+    scaled *= top_level / (2.0 * clipping_range)
+    floor = np.floor(scaled)
+    scaled -= floor  # the fractional part
     # Round up with probability equal to the fractional part: E[result] = scaled.
-    rounded = floor + (rng.random(size=scaled.shape) < (scaled - floor))
+    floor += rng.random(size=scaled.shape) < scaled
     # Float rounding of the scale factor may overshoot the top level by one ulp.
-    levels: NDArray[np.uint64] = np.minimum(rounded, top_level).astype(np.uint64)
+    np.minimum(floor, top_level, out=floor)
+    levels: NDArray[np.uint64] = floor.astype(np.uint64)
     return levels
 
 

@@ -210,12 +210,19 @@ class CoordinatorSession:
                 what="nodes that sent their masked input", available=len(survivors),
                 threshold=self.threshold,
             )  # fmt: skip
+        self_mask_shares: dict[str, list[Share]] = {}
+        mask_key_shares: dict[str, list[Share]] = {}
+        for reveal in reveals.values():
+            for node, share in reveal.self_mask.items():
+                self_mask_shares.setdefault(node, []).append(share)
+            for node, share in reveal.mask_key.items():
+                mask_key_shares.setdefault(node, []).append(share)
         total = MaskSum(self.length, modulus_bits=self.modulus_bits)
         for node in survivors:
             total.add_vector(self.masked[node])
             seed = self._rebuild(
                 node,
-                [r.self_mask.get(node) for r in reveals.values()],
+                self_mask_shares.get(node, []),
                 "self-mask seed",
                 is_right=functools.partial(
                     _is_committed_seed, self.session, node, self.adverts[node].self_mask_commitment
@@ -227,7 +234,7 @@ class CoordinatorSession:
             public = self.adverts[node].mask_public_key
             key_bytes = self._rebuild(
                 node,
-                [r.mask_key.get(node) for r in reveals.values()],
+                mask_key_shares.get(node, []),
                 "mask key",
                 is_right=functools.partial(_is_key_of, public),
             )
@@ -244,7 +251,7 @@ class CoordinatorSession:
     def _rebuild(
         self,
         node: str,
-        revealed: Sequence[Share | None],
+        revealed: Sequence[Share],
         what: str,
         *,
         is_right: Callable[[bytes], bool],
@@ -255,7 +262,7 @@ class CoordinatorSession:
         The first ``t`` shares, then each set leaving one of them out (one corrupted share), then
         further combinations, up to ``_MAX_RECONSTRUCTION_TRIES``.
         """
-        by_x = {share.x: share for share in revealed if share is not None}
+        by_x = {share.x: share for share in revealed}
         shares = [by_x[x] for x in sorted(by_x)]
         t = self.threshold
         if len(shares) < t:

@@ -30,6 +30,7 @@ small ``x`` so that Horner's evaluation multiplies by machine-size integers only
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Sequence
@@ -145,6 +146,37 @@ def split_secret(secret: bytes, *, threshold: int, share_count: int) -> list[Sha
     return shares
 
 
+@functools.lru_cache(maxsize=4096)
+def _lagrange_weights_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """``l_i(0) = prod_{j != i} x_j / (x_j - x_i)`` modulo the prime, for distinct ``xs``.
+
+    Cached: the coordinator rebuilds hundreds of secrets per round from shares at the same few
+    ``x`` (holders revealing in the same order), so each set of weights is computed once. The
+    factors are small integers, so the products stay exact Python ints, and one modular inverse
+    serves all weights (Montgomery's trick).
+    """
+    all_x = math.prod(xs)
+    numerators = [all_x // x for x in xs]
+    denominators = [math.prod(x - other for x in xs if x != other) % FIELD_PRIME for other in xs]
+    # 1 / d_i = (prod_{j != i} d_j) / prod_j d_j: prefix and suffix products, one inverse.
+    count = len(xs)
+    prefix, suffix = [1] * (count + 1), [1] * (count + 1)
+    for i, d in enumerate(denominators):
+        prefix[i + 1] = prefix[i] * d % FIELD_PRIME
+    for i in range(count - 1, -1, -1):
+        suffix[i] = suffix[i + 1] * denominators[i] % FIELD_PRIME
+    inverse = pow(prefix[count], -1, FIELD_PRIME)
+    return tuple(
+        numerators[i]
+        % FIELD_PRIME
+        * (prefix[i] * suffix[i + 1] % FIELD_PRIME)
+        % FIELD_PRIME
+        * inverse
+        % FIELD_PRIME
+        for i in range(count)
+    )
+
+
 def reconstruct_secret(shares: Sequence[Share], *, threshold: int) -> bytes:
     """Recover the secret from ``threshold`` shares by Lagrange interpolation at ``x = 0``.
 
@@ -183,14 +215,8 @@ def reconstruct_secret(shares: Sequence[Share], *, threshold: int) -> bytes:
             f"Shamir shares must have distinct x; x = {duplicates} appear more than once. "
             "A share was duplicated or replayed; drop the duplicate and ask for another share."
         )
-    # l_i(0) = prod_{j != i} x_j / (x_j - x_i); the factors are small integers, so the products
-    # stay exact Python ints and are reduced once per share.
-    all_x = math.prod(xs)
     secret = 0
-    for share in used:
-        numerator = all_x // share.x
-        denominator = math.prod(x - share.x for x in xs if x != share.x)
-        weight = numerator % FIELD_PRIME * pow(denominator % FIELD_PRIME, -1, FIELD_PRIME)
+    for share, weight in zip(used, _lagrange_weights_at_zero(tuple(xs)), strict=True):
         secret = (secret + share.y * weight) % FIELD_PRIME
     if secret >= 1 << (8 * SECRET_BYTES):
         raise SecureAggregationError(

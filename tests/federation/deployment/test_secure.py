@@ -56,7 +56,7 @@ def secure_reference(job: Path, files: dict[str, Path], tmp_path: Path) -> Param
 def test_node_killed_mid_protocol_the_secure_round_completes_without_it(
     federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    job = secure_job(tmp_path, rounds=3, epochs=30, timeout=20, wait_s=4)
+    job = secure_job(tmp_path, rounds=2, epochs=30, timeout=15, wait_s=4)
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     federation.wait_for_round(1, timeout_s=180)
@@ -81,14 +81,14 @@ def test_node_killed_mid_protocol_the_secure_round_completes_without_it(
 def test_coordinator_killed_mid_round_resumes_with_fresh_keys(
     federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    job = secure_job(tmp_path, rounds=5, epochs=20)
+    job = secure_job(tmp_path, rounds=4, epochs=20)
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     federation.wait_for_round(2, timeout_s=180)
     time.sleep(0.3)
     federation.kill("coordinator")
     killed_after = federation.durable_round()
-    assert killed_after < 5, "the job finished before the crash; make it longer"
+    assert killed_after < 4, "the job finished before the crash; make it longer"
 
     federation.start_coordinator(job, resume=True)
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail("coordinator")

@@ -192,13 +192,6 @@ def test_a_masked_input_of_a_stage_that_cannot_be_summed_is_refused(
         federation.nodes["site-a"].handle(evaluate)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="Source bug: secure_node._SecureNode.masked_input calls Stage(...) on the setting "
-    "unchecked, so an unknown secagg_input raises a bare ValueError (not a "
-    "SecureAggregationError), and only after receive_shares has used up the session's step.",
-)
 def test_a_masked_input_of_an_unknown_stage_is_refused_as_a_secure_aggregation_error(
     identities: FederationIdentities,
 ) -> None:

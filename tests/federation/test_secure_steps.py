@@ -670,14 +670,6 @@ def _bad_signature(result: Result) -> Result:
     return _tensors(result, {**tensors, "signature": signature})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BelowThresholdError,
-    reason="Source bug: the coordinator relays an advertisement without checking its signature "
-    "(secure_steps.AdvertiseKeysStep accept / CoordinatorSession.accept_advert); every honest "
-    "neighbour then refuses the whole round in NodeSession.share_keys, so one node with a bad "
-    "signature (or certificate) fails every attempt and the job, blamed on the honest nodes.",
-)
 def test_an_advert_with_a_bad_signature_is_that_nodes_failure(
     identities: FederationIdentities,
 ) -> None:
@@ -690,12 +682,6 @@ def test_an_advert_with_a_bad_signature_is_that_nodes_failure(
     assert set(history.rounds[0].failures) == {"site-2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="Source bug: secure_steps.AdvertiseKeysStep.run reads model['input_mean'] unchecked; "
-    "the plain StatisticsStep refuses such a model with a ConfigError naming the tensors.",
-)
 def test_secure_statistics_refuse_a_model_without_input_scaling_tensors(
     identities: FederationIdentities,
 ) -> None:

@@ -90,14 +90,15 @@ class _SecureNode:
         return _answer(self.node, task, sealed_to_tensors(sealed))
 
     def masked_input(self, task: Task) -> Result:
-        model, sealed = split_model_and_shares(task.parameters)
-        self._session(task).receive_shares(sealed)
-        inner_stage = Stage(str(task.config.get("secagg_input")))
-        if inner_stage not in SECURE_INPUTS:
+        named = str(task.config.get("secagg_input"))
+        inner_stage = next((s for s in SECURE_INPUTS if s.value == named), None)
+        if inner_stage is None:
             raise SecureAggregationError(
-                f"Stage {inner_stage.value!r} cannot be summed securely; only "
+                f"Stage {named[:40]!r} cannot be summed securely; only "
                 f"{', '.join(s.value for s in SECURE_INPUTS)}."
             )
+        model, sealed = split_model_and_shares(task.parameters)
+        self._session(task).receive_shares(sealed)
         inner = self.node.handler_for(inner_stage)(
             dataclasses.replace(task, stage=inner_stage, parameters=model)
         )

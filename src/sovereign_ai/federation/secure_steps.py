@@ -195,6 +195,11 @@ class AdvertiseKeysStep:
         bits = modulus_bits(self.section, len(cohort))
         model = state.parameters
         if self.input_stage is Stage.STATISTICS:
+            if "input_mean" not in model or "input_std" not in model:
+                raise ConfigError(
+                    "standardize_features needs a model with 'input_mean' and 'input_std' "
+                    f"tensors; this model has {', '.join(model)}."
+                )
             width = 1 + 2 * int(model["input_mean"].size)  # count, sums, sums of squares
             length = exact_length(width, modulus_bits=bits, cohort_size=len(cohort))
         else:
@@ -254,6 +259,9 @@ class ShareKeysStep:
             parameters=lambda node: adverts_to_tensors(session.adverts_for(node)),
         )  # fmt: skip
         record_stage(state, answered)
+        for node, why in session.close_shares().items():
+            state.failures.setdefault(node, f"dropped from secure aggregation: {why}")
+        state.survivors = sorted(session.sealed)
         _require_threshold(state, session, "nodes that shared their secrets")
 
 

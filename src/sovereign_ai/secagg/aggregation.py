@@ -109,30 +109,67 @@ class CoordinatorSession:
 
     # Stage 2 -> 3 -------------------------------------------------------------------------------
     def accept_shares(self, sender: str, sealed: Mapping[str, bytes]) -> None:
-        """Keep a node's encrypted shares, which must go to exactly its advertising neighbours.
+        """Keep a node's encrypted shares, addressed to neighbours that advertised keys.
+
+        A node leaves out a neighbour whose advertisement did not verify; :meth:`close_shares`
+        then keeps only pairs that sent each other shares.
 
         Raises
         ------
         SecureAggregationError
-            If the sender did not advertise, or addressed shares to other nodes than those it
-            was sent keys of (its neighbours would then mask inconsistently).
+            If the sender did not advertise, or addressed shares to nodes it was not sent keys of.
         """
         if sender not in self.adverts:
             raise SecureAggregationError(f"{sender!r} sent shares without advertising keys.")
-        expected = set(self.adverts_for(sender))
-        if set(sealed) != expected:
+        stray = sorted(set(sealed) - set(self.adverts_for(sender)))
+        if stray:
             raise SecureAggregationError(
-                f"{sender!r} addressed shares to {sorted(sealed)[:5]} but its neighbours that "
-                f"advertised keys are {sorted(expected)[:5]}."
+                f"{sender!r} addressed shares to {stray[:5]}, which are not its neighbours that "
+                "advertised keys."
             )
         self.sealed[sender] = dict(sealed)
 
-    def shares_for(self, recipient: str) -> dict[str, bytes]:
-        """The encrypted shares addressed to ``recipient`` by nodes that completed stage 2."""
+    def close_shares(self) -> dict[str, str]:
+        """End stage 2: keep nodes with at least ``t - 1`` neighbours they exchanged shares with.
+
+        A pair masks with each other only if each sent the other its shares, so every share the
+        coordinator relays is mutual. A node left with fewer than ``t`` holders (itself and such
+        neighbours) could not be unmasked: it is dropped before its input is asked for, which may
+        in turn drop others (repeated until none falls short).
+
+        Returns
+        -------
+        dict
+            Node id to why it was dropped.
+        """
+        dropped: dict[str, str] = {}
+        while True:
+            short = {
+                node: len(self._mutual(node))
+                for node in self.sealed
+                if len(self._mutual(node)) + 1 < self.threshold
+            }
+            if not short:
+                return dropped
+            for node, count in short.items():
+                del self.sealed[node]
+                dropped[node] = (
+                    f"only {count} of its neighbours exchanged secret shares with it (its keys may "
+                    f"have been refused by them); {self.threshold - 1} are needed"
+                )
+
+    def _mutual(self, node: str) -> set[str]:
+        """Neighbours that completed stage 2 and exchanged shares with ``node`` both ways."""
         return {
-            sender: sealed[recipient]
-            for sender, sealed in sorted(self.sealed.items())
-            if recipient in sealed and recipient in self.sealed
+            peer
+            for peer in self.sealed.get(node, {})
+            if peer in self.sealed and node in self.sealed[peer]
+        }
+
+    def shares_for(self, recipient: str) -> dict[str, bytes]:
+        """The encrypted shares addressed to ``recipient`` by its mutual neighbours."""
+        return {
+            sender: self.sealed[sender][recipient] for sender in sorted(self._mutual(recipient))
         }
 
     # Stage 3 -> 4 -------------------------------------------------------------------------------
@@ -239,7 +276,7 @@ class CoordinatorSession:
                 is_right=functools.partial(_is_key_of, public),
             )
             keys = KeyPair.from_private_bytes(key_bytes)
-            for peer in sorted(set(self.sealed[node]) & alive):
+            for peer in sorted(self._mutual(node) & alive):
                 seed = pair_seed(
                     keys, self.adverts[peer].mask_public_key, session=self.session,
                     own_id=node, peer_id=peer,

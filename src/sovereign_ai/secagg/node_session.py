@@ -184,6 +184,8 @@ class NodeSession:
         self._own_shares: tuple[Share, Share] | None = None  # (b share, s share) it keeps
         self._held: dict[str, tuple[Share, Share]] = {}  # peer -> its (b share, s share)
         self._revealed: dict[str, SecretKind] = {}
+        self.rejected: dict[str, str] = {}
+        """Neighbours whose advertisements did not verify, and why (they get no shares)."""
 
     # Stage 1 ------------------------------------------------------------------------------------
     def advertise(self) -> KeyAdvert:
@@ -223,15 +225,17 @@ class NodeSession:
         Returns
         -------
         dict
-            Neighbour id to the encrypted pair of shares meant for it.
+            Neighbour id to the encrypted pair of shares meant for it: every neighbour whose
+            advertisement verifies. One that does not (altered, substituted, signed by another
+            identity) gets nothing and is never masked with; :attr:`rejected` says why.
 
         Raises
         ------
         SecureAggregationError
-            If an advertisement is not from a neighbour, is mislabelled, or fails verification
-            (the coordinator relayed keys that are not the neighbour's).
+            If an advertisement is not from a neighbour or is mislabelled (the coordinator's own
+            doing: the round is refused).
         BelowThresholdError
-            If fewer than ``t`` holders (advertising neighbours and this node) remain.
+            If fewer than ``t`` holders (neighbours whose keys verify, and this node) remain.
         """
         self._expect(_Step.ADVERTISED, "share keys")
         strangers = sorted(set(adverts) - self.neighbours)
@@ -240,12 +244,19 @@ class NodeSession:
                 f"Node {self.node_id!r} was relayed keys of {strangers[:5]}, which are not among "
                 "its neighbours this round; refusing the round."
             )
+        verified: dict[str, KeyAdvert] = {}
         for peer, advert in adverts.items():
             if advert.node_id != peer:
                 raise SecureAggregationError(
                     f"The advertisement relayed as {peer!r}'s names {advert.node_id!r}."
                 )
-            advert.verify(self.session, verifier)
+            try:
+                advert.verify(self.session, verifier)
+            except SecureAggregationError as exc:
+                self.rejected[peer] = str(exc)
+                continue
+            verified[peer] = advert
+        adverts = verified
         holders = sorted({*adverts, self.node_id})
         if len(holders) < self.threshold:
             raise BelowThresholdError(

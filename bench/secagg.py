@@ -19,8 +19,11 @@ Run::
    plain baseline is the coordinator's example-weighted mean of the survivors' float updates.
 3. **Bytes.** What one node sends in a secure round (keys, shares, masked input, revealed
    shares; safetensors payloads as they cross the wire) over its plain float32 update.
-4. **Flower's SecAgg+** (``--with-flower``): its workflow at the same ``n``, ``P`` and dropout, via
-   ``bench/_flower_secagg.py`` in Flower's own virtual environment.
+4. **Flower's SecAgg+** (``--with-flower``, or ``--parts 4``): its workflow at the same ``n``,
+   ``P``, dropout, number of shares (our ``k + 1``) and threshold ``t``, via
+   ``bench/_flower_secagg.py`` in Flower's own virtual environment (Ray, one actor per CPU),
+   against our secure round over the in-memory transport, both with the dropped nodes failing
+   at the masked-input stage; each side's plain round too.
 
 Every secure sum is checked: part 2 against the exact sum of the survivors' encoded inputs.
 Written to ``bench/results/secagg.json``.
@@ -39,13 +42,15 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from _harness import command_line, console, ratio, result_name, write_result
+from _harness import BENCH_DIR, command_line, console, ratio, result_name, write_result
 from sovereign_ai.core import Parameters, Result, Task
+from sovereign_ai.errors import DataError
 from sovereign_ai.federation import InMemoryTransport
 from sovereign_ai.federation.coordinator import Coordinator
 from sovereign_ai.federation.job import SecureAggregationSection
 from sovereign_ai.federation.node import LocalData, Node
 from sovereign_ai.federation.secure_node import enable_secure_aggregation
+from sovereign_ai.federation.secure_steps import summarise
 from sovereign_ai.federation.secure_wire import (
     advert_to_tensors,
     masked_to_tensors,
@@ -65,9 +70,17 @@ QUANTISATION_BITS = 16
 
 
 class FixedUpdateNode(Node):
-    """A node whose "training" returns a fixed random update of the model's shape."""
+    """A node whose "training" returns a fixed random update of the model's shape.
+
+    A node built with ``drops=True`` fails every training task: under secure aggregation that is
+    after it shared its keys and before its masked input (the costliest dropout to recover).
+    """
+
+    drops = False
 
     def _train(self, task: Task) -> Result:
+        if self.drops:
+            raise DataError(f"{self.node_id} drops out (benchmark)")
         rng = np.random.default_rng(abs(hash(self.node_id)) % 2**32)
         vector = rng.normal(0.0, 0.05, task.parameters.num_scalars).astype(np.float32)
         return Result(
@@ -76,12 +89,16 @@ class FixedUpdateNode(Node):
         )  # fmt: skip
 
 
-def _nodes(count: int, identities: FederationIdentities | None) -> list[Node]:
+def _nodes(
+    count: int, identities: FederationIdentities | None, *, dropout: float = 0.0
+) -> list[Node]:
     rows = np.zeros((2, 1), dtype=np.float32)
     data = LocalData(rows, np.zeros(2, np.int64), rows[:0], np.zeros(0, np.int64))
+    dropping = set(np.random.default_rng(7).choice(count, round(dropout * count), replace=False))
     nodes: list[Node] = []
     for index in range(count):
         node = FixedUpdateNode(f"node-{index:03d}", data=data)
+        node.drops = index in dropping
         if identities is not None:
             enable_secure_aggregation(
                 node, signer=identities.signers[node.node_id], verifier=identities.verifier
@@ -113,12 +130,12 @@ class _CoordinatorClock:
         self.inner.close()
 
 
-def one_round(count: int, length: int, *, secure: bool) -> dict[str, float]:
+def one_round(count: int, length: int, *, secure: bool, dropout: float = 0.0) -> dict[str, float]:
     """Wall time of one FedAvg round and the coordinator's part of it."""
-    identities = (
-        ephemeral_federation("bench", [f"node-{i:03d}" for i in range(count)]) if secure else None
-    )
-    transport = _CoordinatorClock(InMemoryTransport(_nodes(count, identities), max_workers=1))
+    names = [f"node-{i:03d}" for i in range(count)]
+    identities = ephemeral_federation("bench", names) if secure else None
+    nodes = _nodes(count, identities, dropout=dropout)
+    transport = _CoordinatorClock(InMemoryTransport(nodes, max_workers=1))
     coordinator = Coordinator(
         job_id="bench", strategy=FedAvg(fraction_evaluate=0.0, min_train_nodes=2),
         transport=transport,  # type: ignore[arg-type]
@@ -126,10 +143,14 @@ def one_round(count: int, length: int, *, secure: bool) -> dict[str, float]:
         secure_aggregation=SecureAggregationSection(enabled=True) if secure else None,
     )  # fmt: skip
     start = time.perf_counter()
-    coordinator.run()
+    history = coordinator.run()
     wall = time.perf_counter() - start
     transport.close()
-    return {"round_s": wall, "coordinator_s": wall - transport.node_s}
+    return {
+        "round_s": wall,
+        "coordinator_s": wall - transport.node_s,
+        "answered": len(history.rounds[0].answered),
+    }
 
 
 def bench_round_overhead(count: int, lengths: Sequence[int]) -> list[dict[str, Any]]:
@@ -277,13 +298,15 @@ def protocol_run(
 
 
 def bench_flower(count: int, length: int, dropout: float) -> dict[str, Any]:
-    """Flower's SecAgg+ at the same n, P and dropout, in its own virtual environment."""
+    """Flower's SecAgg+ at the same n, P, dropout, shares (k + 1) and threshold as ours."""
     from flower_compare import FLOWER_PYTHON, ensure_flower_venv
 
     ensure_flower_venv(console())
+    ours = summarise(SecureAggregationSection(enabled=True), count)
     done = subprocess.run(
-        [str(FLOWER_PYTHON), "bench/_flower_secagg.py", "--nodes", str(count), "--params",
-         str(length), "--dropout", str(dropout)],
+        [str(FLOWER_PYTHON), str(BENCH_DIR / "_flower_secagg.py"), "--nodes", str(count),
+         "--params", str(length), "--dropout", str(dropout), "--num-shares",
+         str(ours.neighbours + 1), "--threshold", str(ours.threshold)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -295,12 +318,35 @@ def bench_flower(count: int, length: int, dropout: float) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 20 and P = 10k everywhere")
-    parser.add_argument("--with-flower", action="store_true", help="also Flower's SecAgg+")
+    parser.add_argument("--with-flower", action="store_true", help="also Flower's SecAgg+ (part 4)")
+    parser.add_argument(
+        "--parts", default="1,2,3", help="which parts to run, e.g. '4' with --with-flower"
+    )
     arguments = parser.parse_args(argv)
+    parts = set(arguments.parts.split(",")) | ({"4"} if arguments.with_flower else set())
     out = console()
     count, lengths = (20, [10_000]) if arguments.quick else (100, [100_000, 1_000_000])
     big_n, big_p = (50, 10_000) if arguments.quick else (500, 100_000)
+    document: dict[str, Any] = {"command": command_line("secagg.py", argv)}
+    if "1" in parts:
+        document["round_overhead"] = part_one(count, lengths)
+    if "2" in parts or "3" in parts:
+        identities = ephemeral_federation("bench", [f"node-{i:03d}" for i in range(big_n)])
+        if "2" in parts:
+            document["bonawitz_setting"] = part_two(big_n, big_p, identities)
+        if "3" in parts:
+            document["bytes"] = part_three(count, lengths[0], identities)
+    if "4" in parts:
+        document["flower"] = part_four(count, lengths[0])
+    base = "secagg_flower" if parts == {"4"} else "secagg"
+    name = result_name(base, quick=arguments.quick, custom=parts not in ({"1", "2", "3"}, {"4"}))
+    path = write_result(name, document)
+    out.print(f"Written to {path}")
 
+
+def part_one(count: int, lengths: Sequence[int]) -> list[dict[str, Any]]:
+    """One plain and one secure round per model size."""
+    out = console()
     with out.status("Part 1: one plain and one secure round per model size..."):
         overhead = bench_round_overhead(count, lengths)
     table = Table(title=f"1. One FedAvg round, n = {count}, in-memory transport (all nodes here)")
@@ -314,8 +360,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{row['coordinator_ratio']:.1f}",
         )  # fmt: skip
     out.print(table)
+    return overhead
 
-    identities = ephemeral_federation("bench", [f"node-{i:03d}" for i in range(big_n)])
+
+def part_two(big_n: int, big_p: int, identities: FederationIdentities) -> list[dict[str, Any]]:
+    """The protocol at Bonawitz et al.'s 500 nodes, 0 / 10 / 30 % dropout."""
+    out = console()
     settings = []
     with out.status(f"Part 2: the protocol at n = {big_n}, P = {big_p:,}..."):
         for dropout in (0.0, 0.1, 0.3):
@@ -333,35 +383,53 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{row['coordinator_ratio']:.0f}",
         )  # fmt: skip
     out.print(table)
-    bytes_row = protocol_run(count, lengths[0], 0.0, identities=identities)
-    out.print(
-        f"3. Bytes one node sends in a secure round (n = {count}, P = {lengths[0]:,}): "
+    return settings
+
+
+def part_three(count: int, length: int, identities: FederationIdentities) -> dict[str, Any]:
+    """Bytes one node sends in a secure round over its plain update."""
+    bytes_row = protocol_run(count, length, 0.0, identities=identities)
+    console().print(
+        f"3. Bytes one node sends in a secure round (n = {count}, P = {length:,}): "
         f"{bytes_row['bytes_per_node']:,} against its plain update's "
         f"{bytes_row['plain_bytes_per_node']:,} = "
         f"{ratio(bytes_row['bytes_per_node'], bytes_row['plain_bytes_per_node']):.3f}x"
     )
-    document: dict[str, Any] = {
-        "command": command_line("secagg.py", argv),
-        "round_overhead": overhead,
-        "bonawitz_setting": settings,
-        "bytes": bytes_row,
-    }
-    if arguments.with_flower:
-        flower = []
-        for dropout in (0.0, 0.1):
-            theirs = bench_flower(count, lengths[0], dropout)
-            ours = one_round_with_dropout(count, lengths[0], dropout)
-            flower.append({"dropout": dropout, "flower": theirs, "ours": ours})
-            out.print(f"4. Flower SecAgg+ vs ours at n = {count}, P = {lengths[0]:,}, dropout "
-                      f"{dropout:.0%}: {json.dumps(theirs)[:300]} / ours {ours}")  # fmt: skip
-        document["flower"] = flower
-    path = write_result(result_name("secagg", quick=arguments.quick), document)
-    out.print(f"Written to {path}")
+    return bytes_row
 
 
-def one_round_with_dropout(count: int, length: int, dropout: float) -> dict[str, float]:
-    """Our secure round for the Flower comparison (filled in with the Flower script's terms)."""
-    return one_round(count, length, secure=True)
+def part_four(count: int, length: int) -> list[dict[str, Any]]:
+    """Flower's SecAgg+ round and ours, same n, P, dropout, shares and threshold."""
+    out = console()
+    rows = []
+    table = Table(title=f"4. SecAgg+ round, Flower vs ours, n = {count}, P = {length:,}")
+    for column in ("dropout", "shares / t", "Flower", "ours", "Flower / ours", "Flower plain",
+                   "our plain", "Flower max error"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for dropout in (0.0, 0.1):
+        with out.status(f"Part 4: Flower's SecAgg+ at {dropout:.0%} dropout (minutes)..."):
+            theirs = bench_flower(count, length, dropout)
+        ours = one_round(count, length, secure=True, dropout=dropout)
+        plain = one_round(count, length, secure=False, dropout=dropout)
+        row = {
+            "dropout": dropout,
+            "flower": theirs,
+            "ours_secure_round_s": ours["round_s"],
+            "ours_plain_round_s": plain["round_s"],
+            "ours_answered": ours["answered"],
+            "flower_over_ours": ratio(theirs["secure_round_s"], ours["round_s"]),
+        }
+        rows.append(row)
+        parameters = theirs.get("parameters", {})
+        table.add_row(
+            f"{dropout:.0%}",
+            f"{parameters.get('num_shares_effective')} / {parameters.get('threshold_effective')}",
+            f"{theirs['secure_round_s']:.1f} s", f"{ours['round_s']:.1f} s",
+            f"{row['flower_over_ours']:.1f}", f"{theirs['plain_round_s']:.2f} s",
+            f"{plain['round_s']:.2f} s", f"{theirs.get('secure_max_abs_error')}",
+        )  # fmt: skip
+    out.print(table)
+    return rows
 
 
 if __name__ == "__main__":

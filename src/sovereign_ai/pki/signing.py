@@ -32,7 +32,7 @@ from sovereign_ai.pki.certificates import (
     read_certificate,
     read_private_key,
 )
-from sovereign_ai.pki.identity import NodeKit, _check_chain
+from sovereign_ai.pki.identity import NodeKit, _check_chain, _check_window
 
 __all__ = [
     "FederationIdentities",
@@ -91,6 +91,9 @@ class NodeSignatureVerifier:
 
     ca: x509.Certificate
     now: dt.datetime | None = None
+    _checked: dict[bytes, tuple[x509.Certificate, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __call__(
         self, *, node_id: str, certificate: bytes, message: bytes, signature: bytes
@@ -104,9 +107,7 @@ class NodeSignatureVerifier:
             its validity, or the signature does not verify.
         """
         try:
-            peer, name = _check_chain(
-                certificate, ca=self.ca, role=Role.NODE, at=resolve_now(self.now)
-            )
+            peer, name = self._checked_chain(certificate)
         except AuthenticationError as exc:
             raise SecureAggregationError(
                 f"The keys advertised as {node_id!r}'s carry a certificate that is refused: {exc}"
@@ -126,6 +127,21 @@ class NodeSignatureVerifier:
                 f"The signature on the keys advertised as {node_id!r}'s does not verify: they were "
                 "altered, substituted or replayed from another round. Refusing them."
             ) from exc
+
+    def _checked_chain(self, certificate: bytes) -> tuple[x509.Certificate, str]:
+        """The certificate and its node name once its chain and role check out.
+
+        Every neighbour sends the same certificate every round, so the chain is checked once per
+        certificate (cached in memory); its validity window is checked at every use.
+        """
+        at = resolve_now(self.now)
+        known = self._checked.get(certificate)
+        if known is None:
+            known = _check_chain(certificate, ca=self.ca, role=Role.NODE, at=at)
+            self._checked[certificate] = known
+        else:
+            _check_window(known[0], label=f"node certificate of {known[1]!r}", at=at)
+        return known
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ def _handle(wire: _Wire) -> _WireResult:
 class ProcessTransport:
     """Runs nodes' tasks in ``workers`` spawned processes, each holding every node.
 
+    Every node's tasks go to the same worker, always: a node that keeps state between stages
+    (secure aggregation's keys and shares, for one) keeps it in one process.
+
     Parameters
     ----------
     node_factory
@@ -125,12 +128,16 @@ class ProcessTransport:
             )
         factory_name = _factory_name(node_factory)
         self._node_ids = sorted(node_ids)
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(factory_name, factory_input),
-        )
+        self._pools = [
+            cf.ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(factory_name, factory_input),
+            )
+            for _ in range(workers)
+        ]
+        self._home = {node: index % workers for index, node in enumerate(self._node_ids)}
 
     def available_nodes(self) -> list[str]:
         """Every simulated node."""
@@ -153,7 +160,8 @@ class ProcessTransport:
                 task.parameters.to_bytes(),
                 dict(task.config),
             )
-            futures[self._pool.submit(_handle, wire)] = task.node_id
+            pool = self._pools[self._home.get(task.node_id, 0)]
+            futures[pool.submit(_handle, wire)] = task.node_id
         done, pending = cf.wait(futures, timeout=timeout_s)
         results: list[Result] = []
         failures: dict[str, str] = {}
@@ -182,4 +190,5 @@ class ProcessTransport:
 
     def close(self) -> None:
         """Stop the worker processes."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)

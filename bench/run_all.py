@@ -23,7 +23,15 @@ from typing import Any
 
 from _harness import BENCH_DIR, RESULTS_DIR, console, result_name
 
-BENCHMARKS = ("accuracy", "scale", "backends", "grpc_transport", "answer_checks")
+BENCHMARKS = (
+    "accuracy",
+    "scale",
+    "backends",
+    "grpc_transport",
+    "answer_checks",
+    "secagg_primitives",
+    "secagg",
+)
 
 
 def headline(name: str, document: dict[str, Any]) -> list[str]:
@@ -70,6 +78,36 @@ def headline(name: str, document: dict[str, Any]) -> list[str]:
                 f"{size} parameters, {document['nodes']} nodes: checking every update "
                 f"{figures['check_vs_aggregate']:.4f}x the FedAvg aggregation"
             )
+    elif name == "secagg":
+        for row in document.get("round_overhead", []):
+            lines.append(
+                f"{row['nodes']} nodes, {row['parameters']:,} parameters: secure round "
+                f"{row['round_ratio']:.1f}x the plain round (every node's work on this machine), "
+                f"coordinator {row['coordinator_ratio']:.1f}x"
+            )
+        for row in document.get("bonawitz_setting", []):
+            lines.append(
+                f"{row['nodes']} nodes, {row['dropout']:.0%} dropout: coordinator "
+                f"{row['coordinator_s']:.2f} s, median node {row['node_median_s']:.3f} s, "
+                f"exact sum: {'yes' if row['exact'] else 'NO'}"
+            )
+        if "bytes" in document:
+            b = document["bytes"]
+            lines.append(
+                f"bytes per node: {b['bytes_per_node'] / b['plain_bytes_per_node']:.3f}x the "
+                "plain update"
+            )
+    elif name == "secagg_flower":
+        for row in document["flower"]:
+            lines.append(
+                f"{row['flower']['nodes']} nodes, {row['dropout']:.0%} dropout: Flower's SecAgg+ "
+                f"round {row['flower_over_ours']:.1f}x ours"
+            )
+    elif name == "secagg_primitives":
+        for row in document["masks"]:
+            lines.append(
+                f"mask of {row['elements']:,} elements: {row['ratio_to_np_add']:.1f}x np.add"
+            )
     elif name in ("flower_compare", "flower_deployment") and "flower_unavailable" in document:
         lines.append("Flower could not be installed: " + document["flower_unavailable"])
     elif name == "flower_compare":
@@ -102,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also compare with Flower (installs it into bench/.flower-venv on first use)",
     )
     args = parser.parse_args(argv)
-    flower = ["flower_compare", "flower_deployment"]
+    flower = ["flower_compare", "flower_deployment", "secagg_flower"]
     names = [*BENCHMARKS, *flower] if args.with_flower else list(BENCHMARKS)
     out = console()
     failed = []
     for name in names:
         out.rule(f"[bold]{name}")
-        command = [sys.executable, str(BENCH_DIR / f"{name}.py")]
+        script = "secagg.py --parts 4" if name == "secagg_flower" else f"{name}.py"
+        script_name, *options = script.split()
+        command = [sys.executable, str(BENCH_DIR / script_name), *options]
         if args.quick:
             command.append("--quick")
         if subprocess.run(command, check=False).returncode != 0:

@@ -441,7 +441,7 @@ def part_four(count: int, length: int) -> list[dict[str, Any]]:
             "flower_over_ours": ratio(theirs["secure_round_s"], ours["round_s"]),
         }
         rows.append(row)
-        parameters = theirs.get("parameters", {})
+        parameters = theirs.get("secagg_parameters", {})
         table.add_row(
             f"{dropout:.0%}",
             f"{parameters.get('num_shares_effective')} / {parameters.get('threshold_effective')}",

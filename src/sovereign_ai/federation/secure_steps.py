@@ -37,7 +37,7 @@ from sovereign_ai.federation.secure_wire import (
     with_shares,
 )
 from sovereign_ai.federation.steps import aggregate_with, record_stage, scaled_model
-from sovereign_ai.federation.workflow import RoundState, RoundStep, StageRunner
+from sovereign_ai.federation.workflow import Accept, RoundState, RoundStep, StageRunner
 from sovereign_ai.secagg.adverts import SessionId
 from sovereign_ai.secagg.aggregation import CoordinatorSession
 from sovereign_ai.secagg.encoding import (
@@ -85,11 +85,21 @@ def _secure(state: RoundState) -> SecureRound:
     return secure
 
 
-def _refuse(result: Result, exc: Exception) -> InvalidAnswerError:
-    return InvalidAnswerError(
-        node_id=result.node_id, stage=result.stage.value, round_number=result.round_number,
-        problem=str(exc),
-    )  # fmt: skip
+def _accepting(keep: Callable[[Result], object]) -> Accept:
+    """An acceptance rule that keeps an answer with ``keep``; a secure-aggregation error it raises
+    makes the answer that node's failure (:class:`InvalidAnswerError`)."""
+
+    def accept(result: Result) -> Result:
+        try:
+            keep(result)
+        except SecureAggregationError as exc:
+            raise InvalidAnswerError(
+                node_id=result.node_id, stage=result.stage.value,
+                round_number=result.round_number, problem=str(exc),
+            ) from exc  # fmt: skip
+        return result
+
+    return accept
 
 
 def _neighbourhood(section: SecureAggregationSection, nodes: int) -> Neighbourhood:
@@ -217,12 +227,10 @@ class AdvertiseKeysStep:
         secure = SecureRound(session=session, instructions=instructions, settings=settings)
         state.extras[_KEY] = secure
 
-        def accept(result: Result) -> Result:
-            try:
-                session.accept_advert(advert_from_tensors(result.node_id, result.parameters))
-            except SecureAggregationError as exc:
-                raise _refuse(result, exc) from exc
-            return result
+        def keep(result: Result) -> None:
+            session.accept_advert(advert_from_tensors(result.node_id, result.parameters))
+
+        accept = _accepting(keep)
 
         tasks = [
             NodeInstruction(
@@ -246,12 +254,10 @@ class ShareKeysStep:
         secure = _secure(state)
         session = secure.session
 
-        def accept(result: Result) -> Result:
-            try:
-                session.accept_shares(result.node_id, sealed_from_tensors(result.parameters))
-            except SecureAggregationError as exc:
-                raise _refuse(result, exc) from exc
-            return result
+        def keep(result: Result) -> None:
+            session.accept_shares(result.node_id, sealed_from_tensors(result.parameters))
+
+        accept = _accepting(keep)
 
         tasks = [NodeInstruction(node, dict(secure.settings)) for node in state.survivors]
         answered = stages(
@@ -277,12 +283,10 @@ class MaskedInputStep:
         secure = _secure(state)
         session = secure.session
 
-        def accept(result: Result) -> Result:
-            try:
-                session.accept_masked(result.node_id, masked_from_tensors(result.parameters))
-            except SecureAggregationError as exc:
-                raise _refuse(result, exc) from exc
-            return result
+        def keep(result: Result) -> None:
+            session.accept_masked(result.node_id, masked_from_tensors(result.parameters))
+
+        accept = _accepting(keep)
 
         settings: dict[str, ConfigValue] = {
             **secure.settings,
@@ -324,12 +328,10 @@ class UnmaskStep:
             )  # fmt: skip
         reveals: dict[str, Reveal] = {}
 
-        def accept(result: Result) -> Result:
-            try:
-                reveals[result.node_id] = reveal_from_tensors(result.parameters)
-            except SecureAggregationError as exc:
-                raise _refuse(result, exc) from exc
-            return result
+        def keep(result: Result) -> None:
+            reveals[result.node_id] = reveal_from_tensors(result.parameters)
+
+        accept = _accepting(keep)
 
         tasks = []
         for node in survivors:

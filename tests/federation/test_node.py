@@ -50,7 +50,10 @@ def task(
     return Task("node-test", 1, stage, node_id, start, config)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("stage", list(Stage))
+BUILT_IN = [Stage.STATISTICS, Stage.TRAIN, Stage.EVALUATE]  # a plain node's stages
+
+
+@pytest.mark.parametrize("stage", BUILT_IN)
 def test_a_proper_task_of_each_stage_is_answered_for_this_node(stage: Stage) -> None:
     result = site().handle(task(stage))
     assert (result.node_id, result.stage, result.round_number) == ("site-a", stage, 1)
@@ -84,7 +87,7 @@ def test_a_model_the_node_does_not_have_is_refused_naming_the_plugin_to_install(
         site().handle(task(model="resnet-9000", model_plugin="ward-models"))
 
 
-@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize("stage", BUILT_IN)
 def test_a_job_of_another_feature_width_is_refused(stage: Stage) -> None:
     with pytest.raises(DataError, match=rf"expects {WIDTH + 1} feature columns .* has {WIDTH}"):
         site().handle(task(stage, width=WIDTH + 1))

@@ -18,6 +18,7 @@ PUBLIC_MODULES = (
     "renewal",
     "revocation",
     "roster",
+    "signing",
 )
 
 

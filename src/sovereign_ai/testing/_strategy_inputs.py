@@ -88,6 +88,27 @@ def with_same_weighted_sum(results: Sequence[Result], *, seed: int) -> list[Resu
     return moved
 
 
+def as_secure_sum(results: Sequence[Result]) -> Result:
+    """What secure aggregation hands a strategy for ``results``: one result standing for them all.
+
+    Its update is their example-weighted mean, its example count their sum, and ``contributors``
+    their number.
+    """
+    total = sum(r.num_examples for r in results)
+    mean = {
+        name: sum(r.num_examples * np.asarray(r.parameters[name], np.float64) for r in results)
+        / total
+        for name in results[0].parameters
+    }
+    return dataclasses.replace(
+        results[0],
+        node_id="secure-aggregate",
+        num_examples=total,
+        parameters=Parameters(mean),
+        contributors=len(results),
+    )
+
+
 def evaluate_results(*, count: int, round_number: int, seed: int) -> list[Result]:
     """``count`` evaluate results reporting ``loss`` and ``accuracy`` on 1-99 examples each."""
     rng = np.random.default_rng(seed)

@@ -29,6 +29,7 @@ from sovereign_ai.errors import (
     SovereignError,
 )
 from sovereign_ai.testing._strategy_inputs import (
+    as_secure_sum,
     copy_parameters,
     evaluate_results,
     global_parameters,
@@ -339,6 +340,16 @@ def _check_uses_only_the_sum(factory: StrategyFactory) -> None:
             "secure aggregation reveals only that sum, so declare True if aggregate_train needs "
             "each update"
         )
+    summed = factory().aggregate_train(
+        round_number=1, parameters=parameters, results=[as_secure_sum(results)]
+    )
+    if not np.allclose(left.flatten(), summed.flatten(), rtol=1e-5, atol=1e-6):
+        gap = float(np.max(np.abs(left.flatten() - summed.flatten())))
+        _fail(
+            "needs_individual_updates is False, yet the one result secure aggregation hands over "
+            f"(the weighted mean update, the summed count, contributors={len(results)}) gave a "
+            f"model differing by up to {gap:g} from the individual updates'"
+        )
 
 
 CONFORMANCE_CHECKS: Mapping[str, Callable[[StrategyFactory], None]] = MappingProxyType(
@@ -383,7 +394,9 @@ def check_strategy(factory: StrategyFactory, *, skip: Collection[str] = ()) -> N
     * ``aggregate_evaluate`` — metrics are example-weighted means.
     * ``uses_only_the_sum`` — a strategy declaring ``needs_individual_updates = False`` gives the
       same model (to float rounding) for two sets of updates with the same example-weighted sum
-      and example counts, since that sum is all secure aggregation reveals.
+      and example counts, since that sum is all secure aggregation reveals; and the same model
+      again from the one result secure aggregation hands over (the weighted mean, the summed
+      count, ``contributors`` = the number of nodes).
 
     Parameters
     ----------

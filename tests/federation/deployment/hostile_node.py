@@ -28,6 +28,7 @@ from sovereign_ai.federation.transports.grpc import GrpcNodeClient
 from sovereign_ai.pki import load_node_kit
 
 Tamper = Callable[[Result], Result]
+TAMPERED_STAGES = (Stage.STATISTICS, Stage.TRAIN, Stage.EVALUATE)
 
 
 def _tensors(result: Result, change: Callable[[dict[str, np.ndarray]], None]) -> Result:
@@ -102,12 +103,12 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--label", required=True)
     parser.add_argument("--classes", required=True)
-    for stage in Stage:
+    for stage in TAMPERED_STAGES:
         parser.add_argument(f"--{stage.value}", default="honest")
     args = parser.parse_args()
     kit = load_node_kit(args.kit)
     dataset = load_file(args.data, label=args.label, classes=args.classes.split(","))
-    plan = {stage: getattr(args, stage.value).split(",") for stage in Stage}
+    plan = {stage: getattr(args, stage.value).split(",") for stage in TAMPERED_STAGES}
     hostile = HostileNode(node_from_dataset(kit.name, dataset), plan)
     client = GrpcNodeClient(kit=kit, node=hostile)
     signal.signal(signal.SIGTERM, lambda signum, frame: client.stop())

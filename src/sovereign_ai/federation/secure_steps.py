@@ -361,10 +361,8 @@ class SecureAggregateStep:
     def run(self, state: RoundState, stages: StageRunner) -> None:
         """Decode the sum, hand the strategy its weighted mean, and set ``state.aggregate``."""
         secure = _secure(state)
-        if secure.unmasked is None:
-            raise SecureAggregationError("The sum was not unmasked.")
         weighted_sum, total_weight = decode_update_sum(
-            secure.unmasked, clipping_range=self.section.clipping_range,
+            _unmasked(secure), clipping_range=self.section.clipping_range,
             quantisation_bits=self.section.quantisation_bits,
         )  # fmt: skip
         mean = state.parameters.with_vector(weighted_sum / total_weight)
@@ -384,17 +382,22 @@ class SecureStatisticsStep:
     def run(self, state: RoundState, stages: StageRunner) -> None:
         """Decode count, sums and sums of squares; set ``state.aggregate``."""
         secure = _secure(state)
-        if secure.unmasked is None:
-            raise SecureAggregationError("The sum was not unmasked.")
-        session = secure.session
         totals = decode_exact_sum(
-            secure.unmasked, modulus_bits=session.modulus_bits, cohort_size=len(state.cohort)
+            _unmasked(secure),
+            modulus_bits=secure.session.modulus_bits,
+            cohort_size=len(state.cohort),
         )
         width = int(state.parameters["input_mean"].size)
         count = float(totals[0])
         state.aggregate = scaled_model(
             state.parameters, count=count, total=totals[1 : 1 + width], total_sq=totals[1 + width :]
         )
+
+
+def _unmasked(secure: SecureRound) -> NDArray[np.uint64]:
+    if secure.unmasked is None:
+        raise SecureAggregationError("The round's sum was not unmasked; run UnmaskStep first.")
+    return secure.unmasked
 
 
 def _require_threshold(state: RoundState, session: CoordinatorSession, what: str) -> None:

@@ -15,6 +15,7 @@ PACKAGES = [
     "sovereign_ai.learning",
     "sovereign_ai.strategies",
     "sovereign_ai.secagg",
+    "sovereign_ai.privacy",
     "sovereign_ai.pki",
     "sovereign_ai.federation",
     "sovereign_ai.federation.transports",

@@ -20,6 +20,7 @@ knows nothing of this package still behaves.
     │   └── SecureAggregationError           a secure-aggregation key, share or message is unusable
     │       ├── BelowThresholdError          fewer shares or survivors than the threshold t
     │       └── ShareAuthenticationError     an encrypted share was tampered with or misaddressed
+    ├── PrivacyBudgetError                   a data owner's privacy budget refuses a job or a round
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -44,6 +45,7 @@ __all__ = [
     "InsufficientNodesError",
     "InvalidAnswerError",
     "NodeUnreachableError",
+    "PrivacyBudgetError",
     "ProvisioningError",
     "SecureAggregationError",
     "SerializationError",
@@ -176,6 +178,39 @@ class AggregationError(FederationError):
 
 class NodeUnreachableError(FederationError):
     """A node could not be reached, or went away during a stage."""
+
+
+class PrivacyBudgetError(SovereignError):
+    """A data owner's privacy budget refuses a job, or a further contribution to one.
+
+    Parameters
+    ----------
+    dataset
+        The dataset whose budget it is.
+    spent
+        ε already spent on it, across every job.
+    projected
+        ε it would have spent after what was asked.
+    budget
+        The owner's ``max_epsilon``.
+    delta
+        The δ of all three.
+    """
+
+    def __init__(
+        self, *, dataset: str, spent: float, projected: float, budget: float, delta: float
+    ) -> None:
+        self.dataset = dataset
+        self.spent = spent
+        self.projected = projected
+        self.budget = budget
+        self.delta = delta
+        super().__init__(
+            f"Dataset {dataset!r} has spent ε = {spent:.3f} (δ = {delta:g}) across its jobs; "
+            f"this would bring it to ε = {projected:.3f}, over its owner's budget of "
+            f"ε = {budget:g}. Refused. Ask for fewer rounds or more noise, or have the data "
+            "owner raise 'max_epsilon'."
+        )
 
 
 class CheckpointError(SovereignError):

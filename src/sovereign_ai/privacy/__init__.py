@@ -1,0 +1,27 @@
+"""Differential privacy: mechanisms, accounting, and each data owner's privacy-budget ledger.
+
+Pure math apart from thin state (the ledger, the adaptive clip). The accountants are those of
+``dp-accounting`` (RDP and PLD); nothing here re-derives an analysis.
+"""
+
+from sovereign_ai.privacy.accounting import (
+    Accounting,
+    PrivacyEvent,
+    Sampler,
+    calibrate_noise_multiplier,
+    classic_rdp_epsilon,
+    epsilon_spent,
+)
+from sovereign_ai.privacy.ledger import Budget, LedgerEntry, PrivacyLedger
+
+__all__ = [
+    "Accounting",
+    "Budget",
+    "LedgerEntry",
+    "PrivacyEvent",
+    "PrivacyLedger",
+    "Sampler",
+    "calibrate_noise_multiplier",
+    "classic_rdp_epsilon",
+    "epsilon_spent",
+]

@@ -12,10 +12,19 @@ from sovereign_ai.privacy.accounting import (
     classic_rdp_epsilon,
     epsilon_spent,
 )
+from sovereign_ai.privacy.adaptive_clipping import AdaptiveClip
 from sovereign_ai.privacy.ledger import Budget, LedgerEntry, PrivacyLedger
+from sovereign_ai.privacy.mechanisms import (
+    clip_l2,
+    distributed_noise_std,
+    gaussian_noise,
+    l2_norm,
+    noise_generator,
+)
 
 __all__ = [
     "Accounting",
+    "AdaptiveClip",
     "Budget",
     "LedgerEntry",
     "PrivacyEvent",
@@ -23,5 +32,10 @@ __all__ = [
     "Sampler",
     "calibrate_noise_multiplier",
     "classic_rdp_epsilon",
+    "clip_l2",
+    "distributed_noise_std",
     "epsilon_spent",
+    "gaussian_noise",
+    "l2_norm",
+    "noise_generator",
 ]

@@ -17,6 +17,7 @@ from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator
 from sovereign_ai.federation.job import JobSpec
+from sovereign_ai.federation.private_strategy import DifferentiallyPrivate
 from sovereign_ai.federation.rounds import RoundObserver
 from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
 from sovereign_ai.strategies import create_strategy
@@ -58,8 +59,11 @@ def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) ->
 
 
 def build_strategy(spec: JobSpec) -> Strategy:
-    """The strategy the job names, with its options."""
-    return create_strategy(spec.strategy.name, **spec.strategy.options)
+    """The strategy the job names, with its options; wrapped in DP-FedAvg if ``[privacy]`` is on."""
+    strategy = create_strategy(spec.strategy.name, **spec.strategy.options)
+    if spec.privacy.enabled:
+        return DifferentiallyPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
+    return strategy
 
 
 def test_set_evaluator(

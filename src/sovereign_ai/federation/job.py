@@ -62,6 +62,7 @@ __all__ = [
     "JobSection",
     "JobSpec",
     "ModelSection",
+    "PrivacySection",
     "SecureAggregationSection",
     "SimulationBackend",
     "SimulationSection",
@@ -221,6 +222,38 @@ class SecureAggregationSection(_Strict):
     max_weight: int = Field(default=1024, ge=1, le=2**24)
 
 
+class PrivacySection(_Strict):
+    """``[privacy]``: client-level differential privacy (docs/differential-privacy.md).
+
+    ``mode``: ``none``; ``central`` (nodes clip, the coordinator noises the sum); ``distributed``
+    (each node adds its share of the noise before secure aggregation masks it); ``local`` (each
+    node adds the whole noise to its own update).
+    """
+
+    mode: Literal["none", "central", "distributed", "local"] = "none"
+    noise_multiplier: float | None = Field(default=None, gt=0.0, le=1e4)
+    target_epsilon: float | None = Field(default=None, gt=0.0, le=1e4)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    clip: float = Field(default=1.0, gt=0.0, le=1e6)
+    accounting: Literal["rdp", "pld"] = "rdp"
+
+    @model_validator(mode="after")
+    def _one_noise_setting(self) -> Self:
+        if self.mode == "none":
+            return self
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise ValueError(
+                "with differential privacy on, give exactly one of 'noise_multiplier' and "
+                "'target_epsilon' (the noise is then calibrated for the job's rounds)"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the job runs with differential privacy."""
+        return self.mode != "none"
+
+
 class DataSection(_Strict):
     """``[data]`` (simulation only): the rows the simulated nodes hold."""
 
@@ -286,8 +319,27 @@ class JobSpec(_Strict):
     train: TrainSection = TrainSection()
     coordinator: CoordinatorSection = CoordinatorSection()
     secure_aggregation: SecureAggregationSection = SecureAggregationSection()
+    privacy: PrivacySection = PrivacySection()
     data: DataSection | None = None
     simulation: SimulationSection = SimulationSection()
+
+    @model_validator(mode="after")
+    def _privacy_fits_the_job(self) -> Self:
+        if not self.privacy.enabled:
+            return self
+        if self.coordinator.standardize_features:
+            raise ValueError(
+                "[privacy] is on, but '[coordinator] standardize_features' would send each "
+                "node's feature statistics without privacy accounting; set it to false (and scale "
+                "the inputs before the job) or turn privacy off"
+            )
+        if self.privacy.mode == "distributed" and not self.secure_aggregation.enabled:
+            raise ValueError(
+                "[privacy] mode 'distributed' needs '[secure_aggregation] enabled = true': each "
+                "node's share of the noise protects nothing on its own; only the masked sum "
+                "carries the full noise"
+            )
+        return self
 
     def canonical_json(self) -> str:
         """A stable JSON text of the spec (sorted keys), for checkpoints and digests."""
@@ -305,6 +357,8 @@ class JobSpec(_Strict):
         document = self.model_dump(mode="json")
         if not self.secure_aggregation.enabled:  # a job without it keeps its earlier digest
             document.pop("secure_aggregation")
+        if not self.privacy.enabled:  # likewise
+            document.pop("privacy")
         for section, keys in _OPERATIONAL_KEYS.items():
             for key in keys or list(document.get(section) or {}):
                 (document.get(section) or {}).pop(key, None)

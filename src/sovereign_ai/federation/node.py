@@ -119,6 +119,10 @@ class Node:
         self._handlers[stage.value] = handler
         self._settings.update(settings)
 
+    def register_settings(self, settings: Iterable[str]) -> None:
+        """Let tasks carry ``settings``, which an egress filter (not a stage handler) reads."""
+        self._settings.update(settings)
+
     def handler_for(self, stage: Stage) -> StageHandler:
         """The handler registered for ``stage`` (a capability may run another stage's handler).
 

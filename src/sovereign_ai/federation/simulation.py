@@ -7,6 +7,7 @@ partitions of a dataset plus a held-out test set the coordinator keeps for centr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,12 @@ from sovereign_ai.federation.assembly import (
 from sovereign_ai.federation.coordinator import CentralEvaluator
 from sovereign_ai.federation.job import DataSection, JobSpec, SimulationBackend
 from sovereign_ai.federation.node import LocalData, Node
+from sovereign_ai.federation.private_node import enable_differential_privacy
 from sovereign_ai.federation.rounds import FederationHistory, RoundObserver
 from sovereign_ai.federation.secure_node import enable_secure_aggregation
 from sovereign_ai.federation.transports.inmemory import InMemoryTransport
 from sovereign_ai.pki.signing import FederationIdentities, ephemeral_federation
+from sovereign_ai.privacy import Accounting, PrivacyLedger
 
 __all__ = [
     "SimulationSetup",
@@ -63,6 +66,8 @@ class SimulationSetup:
     test_labels: npt.NDArray[np.int64]
     summary: PartitionSummary
     identities: FederationIdentities | None = None
+    ledgers: dict[str, PrivacyLedger] = dataclasses.field(default_factory=dict)
+    """Each simulated node's privacy ledger (in memory, in the process that runs the node)."""
 
     @property
     def num_features(self) -> int:
@@ -176,6 +181,7 @@ def prepare_simulation(
             enable_secure_aggregation(
                 node, signer=identities.signers[node.node_id], verifier=identities.verifier
             )
+    ledgers = _private_nodes(spec, nodes) if spec.privacy.enabled else {}
     return SimulationSetup(
         spec=spec,
         dataset=data,
@@ -184,7 +190,28 @@ def prepare_simulation(
         test_labels=held_out.labels,
         summary=summarize_partition(pool, parts, node_names=names),
         identities=identities,
+        ledgers=ledgers,
     )
+
+
+SIMULATED_BUDGET = 1e6
+"""The ε budget of a simulated data owner: large, so a simulation reports what it spends."""
+
+
+def _private_nodes(spec: JobSpec, nodes: list[Node]) -> dict[str, PrivacyLedger]:
+    """Give every simulated node a ledger (in memory) and its privacy filter."""
+    ledgers = {}
+    for node in nodes:
+        ledger = PrivacyLedger(":memory:")
+        ledger.set_budget(
+            node.node_id,
+            max_epsilon=SIMULATED_BUDGET,
+            delta=spec.privacy.delta,
+            accounting=Accounting(spec.privacy.accounting),
+        )
+        enable_differential_privacy(node, ledger=ledger, dataset=node.node_id)
+        ledgers[node.node_id] = ledger
+    return ledgers
 
 
 def factory_input(spec: JobSpec, identities: FederationIdentities | None = None) -> str:

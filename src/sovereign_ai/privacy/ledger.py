@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,8 +89,10 @@ class PrivacyLedger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            # One connection, used by whichever thread answers a task (a lock serialises them).
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -109,13 +112,14 @@ class PrivacyLedger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, from the first statement
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, from the first statement
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # Budgets ------------------------------------------------------------------------------------
     def set_budget(
@@ -249,6 +253,14 @@ class PrivacyLedger:
                 (dataset, job_id, int(round_number), what, event.to_json(), _now()),
             )
         return projected
+
+    def last_round(self, dataset: str, *, job_id: str) -> int:
+        """The latest round of ``job_id`` recorded for ``dataset`` (0 if none)."""
+        row = self._db.execute(
+            "SELECT MAX(round_number) FROM events WHERE dataset = ? AND job_id = ?",
+            (dataset, job_id),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def jobs(self, dataset: str) -> list[str]:
         """The jobs that spent on ``dataset``, in the order they first did."""

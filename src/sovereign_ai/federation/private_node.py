@@ -1,0 +1,136 @@
+"""A node's part in differential privacy: the egress pipeline's privacy slot, and its ledger.
+
+:func:`enable_differential_privacy` fills the node's ``privacy`` egress slot. For a train answer
+of a job with ``[privacy]`` on (its task carries ``dp_*`` settings), the filter, in this order:
+
+1. **accounts first**, in the node's own ledger for its dataset: at the job's first task, the
+   whole job's projected spend (``rounds`` steps of noise multiplier ``z`` at sampling rate
+   ``q``) must fit the owner's budget, or the job is refused with the numbers; then every round
+   up to this one not yet recorded is recorded (each round costs every node of the population,
+   sampled or not, under Poisson amplification). A round that would exceed the budget is refused
+   there, and the answer never leaves (the node's failure for that round, and every later one).
+   Rounds after a node's last participation are not recorded yet (the job's end does not reach
+   the privacy filter); the job's projected spend was checked against the budget at its start;
+2. **clips** the update to L2 norm ``C``;
+3. **noises** it in ``distributed`` mode with this node's share ``z C / sqrt(n_min)``, or in
+   ``local`` mode with the whole ``z C`` (``central`` mode leaves the noise to the coordinator);
+4. reports one example and no training metrics: under DP every node weighs the same, and its
+   row count and training loss would be released without accounting otherwise.
+
+Secure aggregation's masking slot runs after this one, so in ``distributed`` mode the noised
+update is masked and only the noised sum is ever readable. The node computes its noise from the
+settings it understands (``z``, ``C``, ``n_min``), never a standard deviation it is handed, and
+refuses settings that would add less noise than the job's accounting claims (``n_min < 1``).
+Feature statistics are refused under DP: they would leave without accounting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sovereign_ai.core import ConfigValue, Result, Stage, Task
+from sovereign_ai.errors import ConfigError
+from sovereign_ai.federation.node import Node
+from sovereign_ai.privacy import (
+    PrivacyEvent,
+    PrivacyLedger,
+    Sampler,
+    clip_l2,
+    distributed_noise_std,
+    gaussian_noise,
+    noise_generator,
+)
+
+__all__ = ["DP_SETTINGS", "enable_differential_privacy"]
+
+DP_SETTINGS = (
+    "dp_mode",
+    "dp_clip",
+    "dp_noise_multiplier",
+    "dp_sampling_rate",
+    "dp_min_contributors",
+    "dp_rounds",
+)
+"""Task settings of a job with differential privacy."""
+
+
+def _number(task: Task, key: str) -> float:
+    value: ConfigValue | None = task.config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"The task's {key!r} setting must be a number; got {value!r}.")
+    return float(value)
+
+
+def _is_train_answer(task: Task) -> bool:
+    if task.stage is Stage.TRAIN:
+        return True
+    return task.stage is Stage.SECAGG_MASKED_INPUT and task.config.get("secagg_input") == "train"
+
+
+def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: str) -> None:
+    """Apply and account differential privacy on ``node``'s answers, in its ``ledger``.
+
+    Parameters
+    ----------
+    node
+        The node; its ``privacy`` egress slot is filled.
+    ledger
+        The node's own ledger; ``dataset`` must have a budget there.
+    dataset
+        The name the owner keeps this node's data under in the ledger.
+
+    Raises
+    ------
+    ConfigError
+        If the dataset has no budget in the ledger.
+    """
+    if ledger.budget(dataset) is None:
+        raise ConfigError(
+            f"Dataset {dataset!r} has no privacy budget in {ledger.path}; set one first "
+            "(PrivacyLedger.set_budget)."
+        )
+
+    def private(task: Task, result: Result) -> Result:
+        mode = task.config.get("dp_mode")
+        if mode is None:
+            return result
+        if task.stage is Stage.STATISTICS or task.config.get("secagg_input") == "statistics":
+            raise ConfigError(
+                "A job with differential privacy asked for feature statistics, which would leave "
+                "this node without privacy accounting; refused."
+            )
+        if not _is_train_answer(task):
+            return result
+        clip = _number(task, "dp_clip")
+        noise_multiplier = _number(task, "dp_noise_multiplier")
+        rate = _number(task, "dp_sampling_rate")
+        minimum = int(_number(task, "dp_min_contributors"))
+        rounds = int(_number(task, "dp_rounds"))
+        sampler = Sampler.FULL if rate == 1.0 else Sampler.POISSON
+        last = ledger.last_round(dataset, job_id=task.job_id)
+        if last == 0:  # the job's first task here: would the whole job fit the budget?
+            ledger.check(dataset, [PrivacyEvent(noise_multiplier, rate, rounds, sampler)])
+        if task.round_number > last:
+            # Every round since the last one recorded, sampled here or not: amplification by
+            # Poisson sampling accounts for each round with probability q (a priori).
+            steps = task.round_number - last
+            event = PrivacyEvent(noise_multiplier, rate, steps, sampler)
+            ledger.spend(dataset, event, job_id=task.job_id, round_number=task.round_number)
+        update, _ = clip_l2(result.parameters.flatten(), clip=clip)
+        if mode in ("distributed", "local"):
+            std = (
+                distributed_noise_std(
+                    noise_multiplier=noise_multiplier, clip=clip, minimum_contributors=minimum
+                )
+                if mode == "distributed"
+                else noise_multiplier * clip
+            )
+            update = update + gaussian_noise(update.shape, std=std, rng=noise_generator())
+        elif mode != "central":
+            raise ConfigError(f"Unknown privacy mode {mode!r} in the task; refused.")
+        return dataclasses.replace(
+            result, parameters=result.parameters.with_vector(update), num_examples=1, metrics={}
+        )
+
+    node.egress.install("privacy", private)
+    node.register_settings(DP_SETTINGS)

@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 from sovereign_ai.cli.coordinator import coordinator_app
 from sovereign_ai.cli.demo import demo
 from sovereign_ai.cli.node import node_app
+from sovereign_ai.cli.privacy import privacy_app
 from sovereign_ai.cli.provision import provision_app
 from sovereign_ai.cli.simulate import simulate
 
@@ -36,6 +37,7 @@ app.command(name="demo")(demo)
 app.add_typer(provision_app, name="provision")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(node_app, name="node")
+app.add_typer(privacy_app, name="privacy")
 
 
 @app.callback()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from sovereign_ai.cli._node_lines import describe_answer, describe_job_end
 from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.node_check import check
 from sovereign_ai.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sovereign_ai.federation.private_node import NodePrivacySettings
 
 __all__ = ["node_app"]
 
@@ -74,6 +77,10 @@ def start(
     with friendly_errors():
         from sovereign_ai.data import load_file
         from sovereign_ai.federation.deployment import node_from_dataset
+        from sovereign_ai.federation.private_node import (
+            enable_differential_privacy,
+            open_node_ledger,
+        )
         from sovereign_ai.federation.secure_node import enable_secure_aggregation
         from sovereign_ai.federation.transports.grpc import GrpcNodeClient
         from sovereign_ai.pki import expiry_warnings, load_node_kit
@@ -94,6 +101,15 @@ def start(
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )
+        privacy = _privacy_settings(kit)
+        if privacy is not None:  # the owner's budget: jobs with DP are accounted in its ledger
+            ledger = open_node_ledger(kit, privacy)
+            enable_differential_privacy(node, ledger=ledger, dataset=privacy.dataset)
+            spent = ledger.spent(privacy.dataset)
+            console.print(
+                f"Privacy budget of dataset {privacy.dataset!r}: ε {spent:.3f} spent of "
+                f"{privacy.max_epsilon:g} (δ = {privacy.delta:g}); see 'sovereign privacy report'."
+            )
         # Secure aggregation signs this node's advertised keys with its certificate key and
         # checks its neighbours' against the federation CA of the kit.
         enable_secure_aggregation(
@@ -135,6 +151,22 @@ def _node_settings(kit: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"The node settings {str(path)!r} need a [node] table.")
     return section
+
+
+def _privacy_settings(kit: Path) -> NodePrivacySettings | None:
+    """The ``[privacy]`` table of the kit's node.toml: the owner's budget (``None`` if absent)."""
+    path = kit / "node.toml"
+    if not path.exists():
+        return None
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"The node settings {str(path)!r} cannot be read: {exc}.") from exc
+    if "privacy" not in document:
+        return None
+    from sovereign_ai.federation.private_node import NodePrivacySettings
+
+    return NodePrivacySettings.parse(document["privacy"], source=str(path))
 
 
 def _class_names(option: str | None, settings: dict[str, Any]) -> list[str] | None:

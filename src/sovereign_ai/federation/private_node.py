@@ -27,11 +27,16 @@ Feature statistics are refused under DP: they would leave without accounting.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sovereign_ai.core import ConfigValue, Result, Stage, Task
 from sovereign_ai.errors import ConfigError
 from sovereign_ai.federation.node import Node
 from sovereign_ai.privacy import (
+    Accounting,
     PrivacyEvent,
     PrivacyLedger,
     Sampler,
@@ -41,7 +46,82 @@ from sovereign_ai.privacy import (
     noise_generator,
 )
 
-__all__ = ["DP_SETTINGS", "enable_differential_privacy"]
+__all__ = [
+    "DP_SETTINGS",
+    "LEDGER_FILE",
+    "NodePrivacySettings",
+    "enable_differential_privacy",
+    "open_node_ledger",
+]
+
+LEDGER_FILE = "privacy-ledger.sqlite"
+"""The ledger's file name in a node's kit folder."""
+
+
+class NodePrivacySettings(BaseModel):
+    """The ``[privacy]`` table of a node's ``node.toml``: the owner's budget for its dataset.
+
+    Parameters
+    ----------
+    dataset
+        The name the owner keeps this data under in the ledger (the same data in every job).
+    max_epsilon
+        The budget: the most ε all jobs together may spend on it.
+    delta
+        The δ of the budget.
+    accounting
+        ``rdp`` or ``pld``.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    dataset: str = Field(min_length=1, max_length=200)
+    max_epsilon: float = Field(gt=0.0, le=1e4)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    accounting: Literal["rdp", "pld"] = "rdp"
+
+    @classmethod
+    def parse(cls, table: object, *, source: str) -> NodePrivacySettings:
+        """Validate the table, naming the key at fault.
+
+        Raises
+        ------
+        ConfigError
+            If a key is unknown or misspelt, missing, or out of range.
+        """
+        if not isinstance(table, dict):
+            raise ConfigError(f"[privacy] in {source} must be a table.")
+        try:
+            return cls.model_validate(table)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"'{'.'.join(str(p) for p in error['loc'])}': {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ConfigError(f"[privacy] in {source} is invalid: {problems}.") from exc
+
+
+def open_node_ledger(folder: Path, settings: NodePrivacySettings) -> PrivacyLedger:
+    """The node's ledger in ``folder`` (its kit), with the owner's budget set for the dataset.
+
+    Raises
+    ------
+    ConfigError
+        If the ledger records spending at another δ or accounting for the dataset.
+    """
+    ledger = PrivacyLedger(folder / LEDGER_FILE)
+    try:
+        ledger.set_budget(
+            settings.dataset,
+            max_epsilon=settings.max_epsilon,
+            delta=settings.delta,
+            accounting=Accounting(settings.accounting),
+        )
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
+
 
 DP_SETTINGS = (
     "dp_mode",

@@ -1,0 +1,65 @@
+"""Differential privacy over real processes, with secure aggregation: each node's own ledger.
+
+Three sites over mutual TLS, the distributed-noise mode (each site adds its share of the noise
+before its update is masked). Two sites' owners hold a budget the job fits; the third's is too
+small, so that node refuses the job at its first task, with the numbers, and the job finishes with
+the other two. Each node's ledger, in its kit, holds exactly the job's spend.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sovereign_ai.federation.local_processes import LocalFederation
+from sovereign_ai.federation.private_node import LEDGER_FILE
+from sovereign_ai.privacy import PrivacyEvent, PrivacyLedger, Sampler, epsilon_spent
+
+from .conftest import start_nodes, write_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
+
+BUDGETS = {"north": 50.0, "south": 50.0, "central": 0.1}
+
+
+def private_job(folder: Path) -> Path:
+    job = write_job(folder, rounds=3, epochs=2)
+    text = job.read_text().replace(
+        "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
+    )
+    text += (
+        "\n[secure_aggregation]\nenabled = true\n"
+        '\n[privacy]\nmode = "distributed"\nnoise_multiplier = 1.0\nclip = 1.0\n'
+    )
+    job.write_text(text)
+    return job
+
+
+def test_a_private_secure_job_is_accounted_in_each_nodes_own_ledger(
+    federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
+) -> None:
+    for name, budget in BUDGETS.items():
+        config = federation.node_kit(name) / "node.toml"
+        config.write_text(
+            config.read_text()
+            + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = {budget}\n'
+        )
+    job = private_job(tmp_path)
+    federation.start_coordinator(job)
+    start_nodes(federation, node_files)
+    assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(
+        "coordinator", lines=80
+    )
+    rounds = json.loads(federation.run.metrics.read_text())["rounds"]
+    assert [sorted(r["answered"]) for r in rounds] == [["north", "south"]] * 3
+    assert all("over its owner's budget" in r["failures"]["central"] for r in rounds)
+
+    expected = epsilon_spent([PrivacyEvent(1.0, 1.0, 3, Sampler.FULL)], delta=1e-5)
+    for name in ("north", "south"):
+        with PrivacyLedger(federation.node_kit(name) / LEDGER_FILE) as ledger:
+            assert ledger.spent(f"{name}-patients") == pytest.approx(expected)
+    with PrivacyLedger(federation.node_kit("central") / LEDGER_FILE) as ledger:
+        assert ledger.entries("central-patients") == []
+    assert "Privacy budget of dataset 'north-patients'" in federation.tail("north", lines=400)

@@ -45,7 +45,7 @@ nodes = 8
 [privacy]
 mode = "central"
 target_epsilon = 3.0
-clip = 0.5
+clip = 0.1
 """
 
 
@@ -169,7 +169,7 @@ def _coordinator(nodes: list[Node], transport: Spy, *, rounds: int = 3) -> Coord
         job_id="private-test",
         strategy=DifferentiallyPrivate(
             FedAvg(fraction_train=1.0, min_train_nodes=2),
-            section=PrivacySection(mode="central", noise_multiplier=1.0, clip=0.5),
+            section=PrivacySection(mode="central", noise_multiplier=1.0, clip=0.05),
             rounds=rounds,
         ),
         transport=transport,  # type: ignore[arg-type]
@@ -187,7 +187,7 @@ def test_updates_leave_clipped_with_one_example_and_no_metrics(tmp_path: Any) ->
     _coordinator(nodes, spy).run()
     assert spy.train
     for result in spy.train:
-        assert l2_norm(result.parameters.flatten()) <= 0.5 + 1e-6
+        assert l2_norm(result.parameters.flatten()) <= 0.05 + 1e-6
         assert result.num_examples == 1
         assert result.metrics == {}
     expected = epsilon_spent([PrivacyEvent(1.0, 1.0, 3, "full")], delta=1e-5)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ accounted as if it were Poisson, which would understate ε.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ from enum import StrEnum
 import dp_accounting
 import numpy as np
 from dp_accounting import pld, rdp
+from dp_accounting.rdp import rdp_privacy_accountant
+from numpy.typing import NDArray
 
 from sovereign_ai.errors import ConfigError
 
@@ -147,6 +150,10 @@ class PrivacyEvent:
             raise ConfigError(f"Not a recorded privacy event: {text[:120]!r} ({exc}).") from exc
 
 
+_ORDERS = tuple(float(order) for order in rdp.RdpAccountant().orders)
+"""The Rényi orders of ``dp-accounting``'s RDP accountant (its defaults)."""
+
+
 class _DroppedOrderFilter(logging.Filter):
     """dp-accounting logs (through absl) each fractional RDP order it drops as not converging for
     large sampling rates. The order is left out of the minimum, which stays correct; keep these
@@ -167,13 +174,33 @@ def _accountant(method: Accounting) -> dp_accounting.PrivacyAccountant:
     return rdp.RdpAccountant()
 
 
-def _composed(
-    events: Iterable[PrivacyEvent], method: Accounting
-) -> dp_accounting.PrivacyAccountant:
-    accountant = _accountant(Accounting(method))
+@functools.lru_cache(maxsize=1024)
+def _step_curve(
+    noise_multiplier: float, sampling_rate: float, sampler: Sampler
+) -> tuple[float, ...]:
+    """The RDP curve of one step of an event, at ``dp-accounting``'s default orders (cached)."""
+    accountant = rdp.RdpAccountant()
+    accountant.compose(PrivacyEvent(noise_multiplier, sampling_rate, 1, sampler).to_dp_event())
+    return tuple(float(value) for value in accountant.rdp)
+
+
+def _rdp_curve(events: Iterable[PrivacyEvent]) -> NDArray[np.float64]:
+    """The composed RDP curve: each event's one-step curve times its steps, added (RDP
+    composition is additive order by order; Mironov 2017, Proposition 1)."""
+    total = np.zeros(len(_ORDERS), dtype=np.float64)  # (orders,)
     for event in events:
-        accountant.compose(event.to_dp_event())
-    return accountant
+        curve = _step_curve(event.noise_multiplier, event.sampling_rate, Sampler(event.sampler))
+        total += event.steps * np.asarray(curve)
+    return total
+
+
+def _grouped(events: Iterable[PrivacyEvent]) -> list[PrivacyEvent]:
+    """Events of one mechanism merged into one with their steps added (same composition)."""
+    steps: dict[tuple[float, float, Sampler], int] = {}
+    for event in events:
+        key = (event.noise_multiplier, event.sampling_rate, Sampler(event.sampler))
+        steps[key] = steps.get(key, 0) + event.steps
+    return [PrivacyEvent(z, q, count, sampler) for (z, q, sampler), count in steps.items()]
 
 
 def _check_delta(delta: float) -> None:
@@ -200,8 +227,13 @@ def epsilon_spent(
     _check_delta(delta)
     if not events:
         return 0.0
-    accountant = _composed(events, method)
-    return float(accountant.get_epsilon(delta))
+    if Accounting(method) is Accounting.PLD:
+        accountant = pld.PLDAccountant()
+        for event in _grouped(events):
+            accountant.compose(event.to_dp_event())
+        return float(accountant.get_epsilon(delta))
+    epsilon, _ = rdp_privacy_accountant.compute_epsilon(_ORDERS, _rdp_curve(events), delta)
+    return float(epsilon)
 
 
 def classic_rdp_epsilon(events: Sequence[PrivacyEvent], *, delta: float) -> float:
@@ -213,11 +245,8 @@ def classic_rdp_epsilon(events: Sequence[PrivacyEvent], *, delta: float) -> floa
     _check_delta(delta)
     if not events:
         return 0.0
-    accountant = _composed(events, Accounting.RDP)
-    assert isinstance(accountant, rdp.RdpAccountant)
-    orders = np.asarray(accountant.orders, dtype=np.float64)
-    curve = np.asarray(accountant.rdp, dtype=np.float64)
-    return float(np.min(curve + math.log(1 / delta) / (orders - 1)))
+    orders = np.asarray(_ORDERS, dtype=np.float64)
+    return float(np.min(_rdp_curve(events) + math.log(1 / delta) / (orders - 1)))
 
 
 def calibrate_noise_multiplier(

@@ -186,7 +186,7 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
         rate = _number(task, "dp_sampling_rate")
         minimum = int(_number(task, "dp_min_contributors"))
         rounds = int(_number(task, "dp_rounds"))
-        sampler = Sampler.FULL if rate == 1.0 else Sampler.POISSON
+        sampler = Sampler.for_rate(rate)
         last = ledger.last_round(dataset, job_id=task.job_id)
         if last == 0:  # the job's first task here: would the whole job fit the budget?
             ledger.check(dataset, [PrivacyEvent(noise_multiplier, rate, rounds, sampler)])

@@ -28,11 +28,9 @@ from sovereign_ai.errors import ConfigError, InsufficientNodesError
 from sovereign_ai.federation.job import PrivacySection
 from sovereign_ai.privacy import (
     Accounting,
-    PrivacyEvent,
     Sampler,
     calibrate_noise_multiplier,
     clip_l2,
-    epsilon_spent,
     gaussian_noise,
     noise_generator,
 )
@@ -72,7 +70,7 @@ class DifferentiallyPrivate(StrategyWrapper):
         self.section = section
         self.sampling_rate = float(getattr(inner, "fraction_train", 1.0))
         self.rounds = rounds
-        sampler = Sampler.FULL if self.sampling_rate == 1.0 else Sampler.POISSON
+        sampler = Sampler.for_rate(self.sampling_rate)
         self.sampler = sampler
         self.noise_multiplier = (
             float(section.noise_multiplier)
@@ -92,18 +90,6 @@ class DifferentiallyPrivate(StrategyWrapper):
     def needs_individual_updates(self) -> bool:
         """``False``: DP-FedAvg needs only the sum of the clipped updates."""
         return False
-
-    def round_event(self) -> PrivacyEvent:
-        """What one round costs each participating node (its ledger records exactly this)."""
-        return PrivacyEvent(self.noise_multiplier, self.sampling_rate, 1, self.sampler)
-
-    def planned_epsilon(self) -> float:
-        """ε of the whole job at the job's δ, for a node that takes part in every draw."""
-        return epsilon_spent(
-            [PrivacyEvent(self.noise_multiplier, self.sampling_rate, self.rounds, self.sampler)],
-            delta=self.section.delta,
-            method=Accounting(self.section.accounting),
-        )
 
     def configure_train(
         self,

@@ -66,6 +66,11 @@ class Sampler(StrEnum):
     SHUFFLE = "shuffle"
     """Fixed-size batches from a shuffle: no Poisson amplification may be claimed (``q < 1``)."""
 
+    @classmethod
+    def for_rate(cls, sampling_rate: float) -> Sampler:
+        """``full`` for a sampling rate of 1, ``poisson`` below it."""
+        return cls.FULL if sampling_rate == 1.0 else cls.POISSON
+
 
 @dataclass(frozen=True)
 class PrivacyEvent:

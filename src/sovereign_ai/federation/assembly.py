@@ -14,11 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from sovereign_ai.core import ConfigValue, Parameters, Strategy, Transport
+from sovereign_ai.errors import ConfigError
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator
 from sovereign_ai.federation.job import JobSpec
 from sovereign_ai.federation.private_strategy import DifferentiallyPrivate
 from sovereign_ai.federation.rounds import RoundObserver
+from sovereign_ai.federation.sample_level_strategy import SampleLevelPrivate
 from sovereign_ai.learning import create_model, evaluate, get_parameters, set_parameters
 from sovereign_ai.strategies import create_strategy
 
@@ -47,7 +49,13 @@ def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[
 
 
 def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) -> Parameters:
-    """The global model before round 1, initialised from the job seed."""
+    """The global model before round 1, initialised from the job seed, with a given scaling.
+
+    Raises
+    ------
+    ConfigError
+        If ``[model] input_mean`` / ``input_std`` do not have one number per feature.
+    """
     model = create_model(
         spec.model.name,
         num_features=num_features,
@@ -55,12 +63,30 @@ def initial_parameters(spec: JobSpec, *, num_features: int, num_classes: int) ->
         seed=spec.job.seed,
         **spec.model.options,
     )
-    return get_parameters(model)
+    parameters = get_parameters(model)
+    if spec.model.input_mean is None or spec.model.input_std is None:
+        return parameters
+    if len(spec.model.input_mean) != num_features:
+        raise ConfigError(
+            f"'[model] input_mean' and 'input_std' hold {len(spec.model.input_mean)} numbers, "
+            f"but the data has {num_features} feature columns: give one per column, in order."
+        )
+    tensors = dict(parameters)
+    if "input_mean" not in tensors or "input_std" not in tensors:
+        raise ConfigError(
+            f"Model {spec.model.name!r} has no 'input_mean' / 'input_std' to hold the scaling "
+            "given in [model]; drop them from the job."
+        )
+    for key, values in (("input_mean", spec.model.input_mean), ("input_std", spec.model.input_std)):
+        tensors[key] = np.asarray(values, dtype=np.float32).reshape(tensors[key].shape)
+    return Parameters(tensors)
 
 
 def build_strategy(spec: JobSpec) -> Strategy:
-    """The strategy the job names, with its options; wrapped in DP-FedAvg if ``[privacy]`` is on."""
+    """The strategy the job names, with its options, wrapped for the job's ``[privacy]`` mode."""
     strategy = create_strategy(spec.strategy.name, **spec.strategy.options)
+    if spec.privacy.sample_level:
+        return SampleLevelPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
     if spec.privacy.enabled:
         return DifferentiallyPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
     return strategy

@@ -178,6 +178,26 @@ class ModelSection(_Open):
     num_features: int | None = Field(default=None, gt=0)
     num_classes: int | None = Field(default=None, ge=2)
     plugin: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+    input_mean: list[float] | None = Field(default=None, min_length=1)
+    input_std: list[float] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _given_scaling(self) -> Self:
+        if (self.input_mean is None) != (self.input_std is None):
+            raise ValueError("give both 'input_mean' and 'input_std', or neither")
+        if self.input_mean is not None and self.input_std is not None:
+            if len(self.input_mean) != len(self.input_std):
+                raise ValueError("'input_mean' and 'input_std' must have one number per feature")
+            if not all(math.isfinite(v) for v in self.input_mean) or not all(
+                math.isfinite(v) and v > 0 for v in self.input_std
+            ):
+                raise ValueError("'input_mean' must be finite and 'input_std' finite and > 0")
+        return self
+
+    @property
+    def given_scaling(self) -> bool:
+        """Whether the job fixes the input scaling itself (no feature statistics are gathered)."""
+        return self.input_mean is not None
 
 
 class StrategySection(_Open):
@@ -223,14 +243,17 @@ class SecureAggregationSection(_Strict):
 
 
 class PrivacySection(_Strict):
-    """``[privacy]``: client-level differential privacy (docs/differential-privacy.md).
+    """``[privacy]``: differential privacy (docs/differential-privacy.md).
 
-    ``mode``: ``none``; ``central`` (nodes clip, the coordinator noises the sum); ``distributed``
-    (each node adds its share of the noise before secure aggregation masks it); ``local`` (each
-    node adds the whole noise to its own update).
+    ``mode``: ``none``; client level (one node's whole data is the unit protected): ``central``
+    (nodes clip, the coordinator noises the sum), ``distributed`` (each node adds its share of the
+    noise before secure aggregation masks it), ``local`` (each node adds the whole noise to its
+    own update); sample level (one record is the unit): ``dpsgd`` (each node trains with DP-SGD,
+    ``clip`` bounding each example's gradient; a target ε is calibrated by each node for its own
+    data size and the job's rounds).
     """
 
-    mode: Literal["none", "central", "distributed", "local"] = "none"
+    mode: Literal["none", "central", "distributed", "local", "dpsgd"] = "none"
     noise_multiplier: float | None = Field(default=None, gt=0.0, le=1e4)
     target_epsilon: float | None = Field(default=None, gt=0.0, le=1e4)
     delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
@@ -252,6 +275,11 @@ class PrivacySection(_Strict):
     def enabled(self) -> bool:
         """Whether the job runs with differential privacy."""
         return self.mode != "none"
+
+    @property
+    def sample_level(self) -> bool:
+        """Whether one record (DP-SGD) rather than one node's data is the unit protected."""
+        return self.mode == "dpsgd"
 
 
 class DataSection(_Strict):
@@ -324,14 +352,30 @@ class JobSpec(_Strict):
     simulation: SimulationSection = SimulationSection()
 
     @model_validator(mode="after")
+    def _one_scaling(self) -> Self:
+        if self.model.given_scaling and self.coordinator.standardize_features:
+            raise ValueError(
+                "'[model] input_mean' and 'input_std' fix the input scaling, and "
+                "'[coordinator] standardize_features' would replace it with the nodes' pooled "
+                "statistics; set standardize_features = false, or drop the given scaling"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _privacy_fits_the_job(self) -> Self:
         if not self.privacy.enabled:
             return self
         if self.coordinator.standardize_features:
             raise ValueError(
                 "[privacy] is on, but '[coordinator] standardize_features' would send each "
-                "node's feature statistics without privacy accounting; set it to false (and scale "
-                "the inputs before the job) or turn privacy off"
+                "node's feature statistics without privacy accounting; set it to false and give "
+                "the scaling in '[model] input_mean' and 'input_std' (from public ranges, e.g. "
+                "a data dictionary), or turn privacy off"
+            )
+        if self.privacy.sample_level and self.strategy.name == "fedprox":
+            raise ValueError(
+                "[privacy] mode 'dpsgd' cannot train with fedprox: its proximal term's gradient "
+                "would bypass the per-example clip; choose fedavg or another strategy"
             )
         if self.privacy.mode == "distributed" and not self.secure_aggregation.enabled:
             raise ValueError(
@@ -359,6 +403,9 @@ class JobSpec(_Strict):
             document.pop("secure_aggregation")
         if not self.privacy.enabled:  # likewise
             document.pop("privacy")
+        for key in ("input_mean", "input_std"):  # likewise, without a given input scaling
+            if document["model"].get(key) is None:
+                document["model"].pop(key, None)
         for section, keys in _OPERATIONAL_KEYS.items():
             for key in keys or list(document.get(section) or {}):
                 (document.get(section) or {}).pop(key, None)

@@ -20,6 +20,7 @@ from sovereign_ai.errors import ConfigError, DataError
 from sovereign_ai.federation.egress import EgressPipeline
 from sovereign_ai.learning import (
     TrainConfig,
+    TrainReport,
     create_model,
     evaluate,
     get_parameters,
@@ -29,7 +30,14 @@ from sovereign_ai.learning import (
 )
 from sovereign_ai.learning.zoo import MODEL_PLUGIN_GROUP
 
-__all__ = ["EVALUATE_METRICS", "TRAIN_METRICS", "LocalData", "Node", "StageHandler"]
+__all__ = [
+    "EVALUATE_METRICS",
+    "TRAIN_METRICS",
+    "LocalData",
+    "LocalTrainer",
+    "Node",
+    "StageHandler",
+]
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _COMMON_SETTINGS = frozenset(
@@ -77,6 +85,9 @@ class LocalData:
 StageHandler = Callable[[Task], Result]
 """Carries out one kind of task with the node's data and returns the answer."""
 
+LocalTrainer = Callable[[Task, Any, TrainConfig], TrainReport]
+"""Trains the task's model (set to the task's weights) in place on the node's training rows."""
+
 
 class Node:
     """Answers tasks from the coordinator with its local data.
@@ -100,6 +111,8 @@ class Node:
         self._models: dict[tuple[str, str, int, int], Any] = {}
         self._handlers: dict[str, StageHandler] = {}
         self._settings: set[str] = set(_COMMON_SETTINGS)
+        self.trainer: LocalTrainer = self._train_plainly
+        """How the train stage trains; a capability may wrap it (DP-SGD: ``private_node``)."""
         self.register_stage(Stage.STATISTICS, self._statistics)
         self.register_stage(Stage.TRAIN, self._train)
         self.register_stage(Stage.EVALUATE, self._evaluate)
@@ -177,14 +190,7 @@ class Node:
     def _train(self, task: Task) -> Result:
         model = self._model(task)
         set_parameters(model, task.parameters)
-        config = TrainConfig(**_train_settings(task.config))
-        report = train(
-            model,
-            self.data.train_features,
-            self.data.train_labels,
-            config=config,
-            seed=int(task.config.get("seed", 0)),
-        )
+        report = self.trainer(task, model, TrainConfig(**_train_settings(task.config)))
         local = get_parameters(model)
         update = local.with_vector(local.flatten() - task.parameters.flatten())
         return self._answer(
@@ -192,6 +198,15 @@ class Node:
             num_examples=report.num_examples,
             parameters=update,
             metrics=dict(zip(TRAIN_METRICS, (report.loss, report.accuracy), strict=True)),
+        )
+
+    def _train_plainly(self, task: Task, model: Any, config: TrainConfig) -> TrainReport:
+        return train(
+            model,
+            self.data.train_features,
+            self.data.train_labels,
+            config=config,
+            seed=int(task.config.get("seed", 0)),
         )
 
     def _evaluate(self, task: Task) -> Result:

@@ -22,24 +22,41 @@ update is masked and only the noised sum is ever readable. The node computes its
 settings it understands (``z``, ``C``, ``n_min``), never a standard deviation it is handed, and
 refuses settings that would add less noise than the job's accounting claims (``n_min < 1``).
 Feature statistics are refused under DP: they would leave without accounting.
+
+In ``dpsgd`` mode (sample level) the node's trainer is replaced instead: the round is accounted
+first (``steps`` Poisson-sampled steps at ``q = batch_size / n``, with the job's noise multiplier
+or one this node calibrates for its own ``n`` from the job's target ε), then the model is trained
+with DP-SGD (:func:`~sovereign_ai.learning.train_private`); the filter only drops the training
+metrics. Only rounds this node trains in cost it, and the update keeps its row count as weight:
+the number of rows is not what sample-level DP hides.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sovereign_ai.core import ConfigValue, Result, Stage, Task
 from sovereign_ai.errors import ConfigError
-from sovereign_ai.federation.node import Node
+from sovereign_ai.federation.node import LocalTrainer, Node
+from sovereign_ai.learning import (
+    DpSgdConfig,
+    DpSgdSchedule,
+    TrainConfig,
+    TrainReport,
+    dpsgd_schedule,
+    train_private,
+)
 from sovereign_ai.privacy import (
     Accounting,
     PrivacyEvent,
     PrivacyLedger,
     Sampler,
+    calibrate_noise_multiplier,
     clip_l2,
     distributed_noise_std,
     gaussian_noise,
@@ -130,6 +147,9 @@ DP_SETTINGS = (
     "dp_sampling_rate",
     "dp_min_contributors",
     "dp_rounds",
+    "dp_target_epsilon",
+    "dp_delta",
+    "dp_accounting",
 )
 """Task settings of a job with differential privacy."""
 
@@ -181,6 +201,8 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
             )
         if not _is_train_answer(task):
             return result
+        if mode == "dpsgd":  # trained, clipped, noised and accounted by the trainer below
+            return dataclasses.replace(result, metrics={})
         clip = _number(task, "dp_clip")
         noise_multiplier = _number(task, "dp_noise_multiplier")
         rate = _number(task, "dp_sampling_rate")
@@ -214,3 +236,75 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
 
     node.egress.install("privacy", private)
     node.register_settings(DP_SETTINGS)
+    node.trainer = _sample_level_trainer(node, node.trainer, ledger=ledger, dataset=dataset)
+
+
+def _sample_level_trainer(
+    node: Node, plain: LocalTrainer, *, ledger: PrivacyLedger, dataset: str
+) -> LocalTrainer:
+    """``plain``, or DP-SGD accounted in ``ledger`` *before* it trains for a ``dpsgd`` task.
+
+    A round is recorded before its training starts: a round that would exceed the budget is
+    refused before any work, and one that fails afterwards is counted although nothing left
+    (the safe side). At the job's first task the whole job's projection must fit.
+    """
+
+    def trainer(task: Task, model: Any, config: TrainConfig) -> TrainReport:
+        if task.config.get("dp_mode") != "dpsgd":
+            return plain(task, model, config)
+        features, labels = node.data.train_features, node.data.train_labels
+        schedule = dpsgd_schedule(
+            num_examples=len(labels),
+            batch_size=config.batch_size,
+            local_epochs=config.local_epochs,
+        )
+        rounds = int(_number(task, "dp_rounds"))
+        noise_multiplier = _sample_level_noise(task, schedule, rounds=rounds)
+        sampler = Sampler.for_rate(schedule.sampling_rate)
+
+        def event(steps: int) -> PrivacyEvent:
+            return PrivacyEvent(noise_multiplier, schedule.sampling_rate, steps, sampler)
+
+        if ledger.last_round(dataset, job_id=task.job_id) == 0:
+            ledger.check(dataset, [event(rounds * schedule.steps)])
+        ledger.spend(
+            dataset,
+            event(schedule.steps),
+            job_id=task.job_id,
+            round_number=task.round_number,
+            what="dpsgd",
+        )
+        privacy = DpSgdConfig(noise_multiplier, max_grad_norm=_number(task, "dp_clip"))
+        return train_private(model, features, labels, config=config, privacy=privacy)
+
+    return trainer
+
+
+def _sample_level_noise(task: Task, schedule: DpSgdSchedule, *, rounds: int) -> float:
+    """The job's noise multiplier, or the one this node calibrates for its own data size."""
+    if "dp_noise_multiplier" in task.config:
+        return _number(task, "dp_noise_multiplier")
+    accounting = task.config.get("dp_accounting", "rdp")
+    if accounting not in ("rdp", "pld"):
+        raise ConfigError(f"Unknown accounting {accounting!r} in the task; refused.")
+    return _calibrated_noise(
+        target_epsilon=_number(task, "dp_target_epsilon"),
+        delta=_number(task, "dp_delta"),
+        sampling_rate=schedule.sampling_rate,
+        steps=rounds * schedule.steps,
+        accounting=str(accounting),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _calibrated_noise(
+    *, target_epsilon: float, delta: float, sampling_rate: float, steps: int, accounting: str
+) -> float:
+    return calibrate_noise_multiplier(
+        target_epsilon=target_epsilon,
+        delta=delta,
+        sampling_rate=sampling_rate,
+        steps=steps,
+        sampler=Sampler.for_rate(sampling_rate),
+        method=Accounting(accounting),
+    )

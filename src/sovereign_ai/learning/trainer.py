@@ -196,7 +196,7 @@ def train(
     if not params:
         raise ConfigError("The model passed to train has no trainable parameters.")
     anchors = [p.detach().clone() for p in params] if config.proximal_mu > 0 else []
-    optimizer = _make_optimizer(params, config)
+    optimizer = make_optimizer(params, config)
     generator = torch.Generator().manual_seed(seed)
     num_examples = int(x.shape[0])
 
@@ -226,18 +226,35 @@ def train(
     # Free the last step's gradients: a simulation keeps one model per node, and held gradients
     # would double its memory (measured in bench/scale.py).
     optimizer.zero_grad(set_to_none=True)
+    check_finite(model, mean_loss, config)
+    accuracy = local_accuracy(model, x, y)
+    return TrainReport(num_examples=num_examples, loss=mean_loss, accuracy=accuracy, steps=steps)
+
+
+def check_finite(model: nn.Module, mean_loss: float, config: TrainConfig) -> None:
+    """Fail closed: a non-finite model must never become an update that leaves the node.
+
+    Raises
+    ------
+    ConfigError
+        If the loss or any trainable weight is not finite.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
     if not math.isfinite(mean_loss) or not all(bool(p.isfinite().all()) for p in params):
-        # Fail closed: a non-finite model must never become an update that leaves the node.
         raise ConfigError(
             f"Training diverged: the loss of the last epoch is {mean_loss} and the weights must "
             f"all be finite; lower the 'learning_rate' (got {config.learning_rate!r})."
         )
+
+
+def local_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``model`` on float32 ``(n, d)`` features and int64 ``(n,)`` labels."""
     logits = logits_in_batches(model, x, batch_size=_EVAL_BATCH_SIZE)  # (n, num_classes)
-    accuracy = float((logits.argmax(dim=1) == y).sum()) / num_examples
-    return TrainReport(num_examples=num_examples, loss=mean_loss, accuracy=accuracy, steps=steps)
+    return float((logits.argmax(dim=1) == y).sum()) / int(x.shape[0])
 
 
-def _make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config`` names over ``params``."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     return torch.optim.SGD(

@@ -160,14 +160,14 @@ def train_private(
             "DP-SGD cannot train with FedProx's proximal term (its gradient would bypass the "
             "per-example clip); set 'proximal_mu' to 0 or choose another strategy than fedprox."
         )
-    x, y = as_tensors(features, labels, caller="train_private")  # (n, d) float32, (n,) int64
-    check_model_fits(model, x, y)
     problems = ModuleValidator.validate(model, strict=False)
     if problems:
         raise ConfigError(
             f"DP-SGD cannot train this model: {'; '.join(str(p) for p in problems[:3])}. Use a "
             "model without batch normalisation (group or layer norm instead)."
         )
+    x, y = as_tensors(features, labels, caller="train_private")  # (n, d) float32, (n,) int64
+    check_model_fits(model, x, y)
     num_examples = int(x.shape[0])
     schedule = dpsgd_schedule(
         num_examples=num_examples, batch_size=config.batch_size, local_epochs=config.local_epochs

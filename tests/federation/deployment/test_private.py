@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sovereign_ai.data import load_builtin
 from sovereign_ai.federation.local_processes import LocalFederation
 from sovereign_ai.federation.private_node import LEDGER_FILE
 from sovereign_ai.privacy import PrivacyEvent, PrivacyLedger, Sampler, epsilon_spent
@@ -65,3 +66,42 @@ def test_a_private_secure_job_is_accounted_in_each_nodes_own_ledger(
     with PrivacyLedger(federation.node_kit("central") / LEDGER_FILE) as ledger:
         assert ledger.entries("central-patients") == []
     assert "Privacy budget of dataset 'north-patients'" in federation.tail("north", lines=400)
+
+
+def test_dpsgd_on_every_site_spends_exactly_the_target_in_each_ledger(
+    federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Sample-level DP over real processes, with secure aggregation: each site calibrates the
+    job's target ε for its own rows, trains with DP-SGD and records each round before training."""
+    for name in BUDGETS:
+        config = federation.node_kit(name) / "node.toml"
+        config.write_text(
+            config.read_text() + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = 10.0\n'
+        )
+    features = load_builtin("breast_cancer").features  # the "data dictionary": public ranges
+    job = write_job(tmp_path, rounds=2, epochs=1)
+    text = job.read_text().replace(
+        "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
+    )
+    text = text.replace(
+        "num_classes = 2\n",
+        f"num_classes = 2\ninput_mean = {features.mean(axis=0).tolist()}\n"
+        f"input_std = {features.std(axis=0).tolist()}\n",
+    )
+    text += (
+        "\n[secure_aggregation]\nenabled = true\n"
+        '\n[privacy]\nmode = "dpsgd"\ntarget_epsilon = 4.0\nclip = 1.0\n'
+    )
+    job.write_text(text)
+    federation.start_coordinator(job)
+    start_nodes(federation, node_files)
+    assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(
+        "coordinator", lines=80
+    )
+    rounds = json.loads(federation.run.metrics.read_text())["rounds"]
+    assert [sorted(r["answered"]) for r in rounds] == [sorted(BUDGETS)] * 2
+    for name in BUDGETS:
+        with PrivacyLedger(federation.node_kit(name) / LEDGER_FILE) as ledger:
+            entries = ledger.entries(f"{name}-patients")
+            assert [e.what for e in entries] == ["dpsgd", "dpsgd"]
+            assert ledger.spent(f"{name}-patients") == pytest.approx(4.0, rel=0.01)

@@ -3,10 +3,10 @@
 Abadi et al., "Deep Learning with Differential Privacy", CCS 2016: every step draws a batch by
 Poisson sampling (each example independently with probability ``q = batch_size / n``), clips each
 example's gradient to L2 norm ``C``, sums them, adds ``N(0, (z C)²)`` and divides by the expected
-batch size ``q n``. Per-sample gradients, clipping and noise are Opacus's
-(:class:`opacus.GradSampleModule`, :class:`opacus.optimizers.DPOptimizer`); the Poisson batches are
-drawn here by indexing, as :func:`~sovereign_ai.learning.train` does, so an empty batch is a real
-step (noise only), as the accounting assumes.
+batch size ``q n``. Per-sample gradients, clipping and noise are Opacus's (its expanded-weights
+per-sample gradients and :class:`opacus.optimizers.DPOptimizer`); the Poisson batches are drawn
+here by indexing, as :func:`~sovereign_ai.learning.train` does, so an empty batch is a real step
+(noise only), as the accounting assumes.
 
 What the privacy of one call rests on, and what is the caller's to account:
 :func:`dpsgd_schedule` gives the ``(q, steps)`` of a call, and the caller records
@@ -151,7 +151,7 @@ def train_private(
     DataError
         If the examples are malformed or do not fit the model.
     """
-    from opacus import GradSampleModule
+    from opacus.grad_sample.utils import wrap_model
     from opacus.optimizers import DPOptimizer
     from opacus.validators import ModuleValidator
 
@@ -173,7 +173,10 @@ def train_private(
         num_examples=num_examples, batch_size=config.batch_size, local_epochs=config.local_epochs
     )
     sampler = _entropy_generator()
-    per_sample = GradSampleModule(model, loss_reduction="sum")
+    # Expanded weights: per-example gradients from torch's own expanded-weight autograd, measured
+    # faster than Opacus's default hooks here (bench/privacy.py --part overhead, mlp 3 epochs of
+    # batch 64 on digits: 0.24 s vs 0.30 s; cnn 0.27 vs 0.41 s at batch 256).
+    per_sample = wrap_model(model, grad_sample_mode="ew", batch_first=True, loss_reduction="sum")
     params = [p for p in per_sample.parameters() if p.requires_grad]
     optimizer = DPOptimizer(
         make_optimizer(params, config),
@@ -192,10 +195,14 @@ def train_private(
             chosen = torch.rand(num_examples, generator=sampler) < schedule.sampling_rate  # (n,)
             batch = chosen.nonzero().flatten()  # (b,), b ~ Binomial(n, q), possibly 0
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(per_sample(x[batch]), y[batch], reduction="sum")
-            loss.backward()  # type: ignore[no-untyped-call]
+            if len(batch):
+                loss = F.cross_entropy(per_sample(x[batch]), y[batch], reduction="sum")
+                loss.backward()  # type: ignore[no-untyped-call]
+                loss_sum += float(loss.detach())
+            else:  # an empty Poisson batch is still a step: noise alone, as accounted
+                for param in params:
+                    param.grad_sample = param.new_zeros((0, *param.shape))
             optimizer.step()
-            loss_sum += float(loss.detach())
             seen += int(batch.shape[0])
         optimizer.zero_grad(set_to_none=True)
     finally:

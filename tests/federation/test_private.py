@@ -94,18 +94,34 @@ def test_a_strategy_that_needs_each_update_is_refused() -> None:
         DifferentiallyPrivate(Krum(num_malicious=0), section=section, rounds=3)
 
 
-def test_a_target_epsilon_is_met_by_every_node_that_took_part_in_the_last_round() -> None:
+def test_every_node_that_took_part_records_the_whole_job_at_the_target_epsilon() -> None:
     spec = parse_job_spec(job())
     history, setup = run_simulation(spec)
-    last = history.rounds[-1].answered
-    assert last
-    for node in last:
+    took_part = {node for r in history.rounds for node in r.answered}
+    assert history.rounds[-1].answered
+    assert took_part - set(history.rounds[-1].answered)  # some sat the last round out
+    for node in took_part:
         ledger = setup.ledgers[node]
         assert ledger.spent(node) == pytest.approx(3.0, rel=0.01)
         assert ledger.spent(node) <= 3.0
         assert sum(e.event.steps for e in ledger.entries(node)) == spec.job.rounds
     assert history.parameters is not None
     assert np.isfinite(history.parameters.flatten()).all()
+
+
+def test_rounds_beyond_the_announced_ones_are_recorded_as_they_come(tmp_path: Any) -> None:
+    ledger = PrivacyLedger(tmp_path / "ledger.sqlite")
+    nodes = [_site(name, ledger, budget=100.0) for name in ("a", "b")]
+    node = nodes[0]
+    _coordinator(nodes, Spy(nodes), rounds=3).run()
+    assert [e.round_number for e in ledger.entries("a")] == [3]  # reserved at round 1
+    settings = {"dp_rounds": 3}
+    for round_number in (4, 5):  # a resumed job with more rounds than it announced
+        task = _task_for(node, round_number, **settings)
+        node.handle(task)
+    assert [(e.round_number, e.event.steps) for e in ledger.entries("a")] == [
+        (3, 3), (4, 1), (5, 1)
+    ]  # fmt: skip
 
 
 def test_poisson_cohorts_have_the_sampling_rate_on_average() -> None:
@@ -178,6 +194,22 @@ def _coordinator(nodes: list[Node], transport: Spy, *, rounds: int = 3) -> Coord
         stage_config=stage_config(spec, **shape),
         evaluate_every=0,
     )
+
+
+def _task_for(node: Node, round_number: int, **settings: Any) -> Task:
+    from sovereign_ai.federation.assembly import initial_parameters, stage_config
+
+    spec = parse_job_spec(job(noise_multiplier=1.0, target_epsilon=None))
+    shape = {"num_features": 4, "num_classes": 2}
+    config = {
+        **stage_config(spec, **shape),
+        "dp_mode": "central", "dp_clip": 0.05, "dp_noise_multiplier": 1.0,
+        "dp_sampling_rate": 1.0, "dp_min_contributors": 2, **settings,
+    }  # fmt: skip
+    return Task(
+        "private-test", round_number, Stage.TRAIN, node.node_id,
+        initial_parameters(spec, **shape), config,
+    )  # fmt: skip
 
 
 def test_updates_leave_clipped_with_one_example_and_no_metrics(tmp_path: Any) -> None:

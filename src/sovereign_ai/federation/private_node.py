@@ -3,14 +3,13 @@
 :func:`enable_differential_privacy` fills the node's ``privacy`` egress slot. For a train answer
 of a job with ``[privacy]`` on (its task carries ``dp_*`` settings), the filter, in this order:
 
-1. **accounts first**, in the node's own ledger for its dataset: at the job's first task, the
-   whole job's projected spend (``rounds`` steps of noise multiplier ``z`` at sampling rate
-   ``q``) must fit the owner's budget, or the job is refused with the numbers; then every round
-   up to this one not yet recorded is recorded (each round costs every node of the population,
-   sampled or not, under Poisson amplification). A round that would exceed the budget is refused
-   there, and the answer never leaves (the node's failure for that round, and every later one).
-   Rounds after a node's last participation are not recorded yet (the job's end does not reach
-   the privacy filter); the job's projected spend was checked against the budget at its start;
+1. **accounts first**, in the node's own ledger for its dataset: the job's first task here
+   records the whole job (``rounds`` steps of noise multiplier ``z`` at sampling rate ``q``:
+   each round costs every node of the population, sampled in it or not, under Poisson
+   amplification), which must fit the owner's budget, or the job is refused with the numbers;
+   a round beyond the job's announced ones (a job resumed with more rounds) is recorded when it
+   comes, and refused, answer withheld, once the budget cannot hold it. A job that stops early
+   stays recorded in full: the safe side;
 2. **clips** the update to L2 norm ``C``;
 3. **noises** it in ``distributed`` mode with this node's share ``z C / sqrt(n_min)``, or in
    ``local`` mode with the whole ``z C`` (``central`` mode leaves the noise to the coordinator);
@@ -210,14 +209,15 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
         rounds = int(_number(task, "dp_rounds"))
         sampler = Sampler.for_rate(rate)
         last = ledger.last_round(dataset, job_id=task.job_id)
-        if last == 0:  # the job's first task here: would the whole job fit the budget?
-            ledger.check(dataset, [PrivacyEvent(noise_multiplier, rate, rounds, sampler)])
         if task.round_number > last:
-            # Every round since the last one recorded, sampled here or not: amplification by
-            # Poisson sampling accounts for each round with probability q (a priori).
-            steps = task.round_number - last
-            event = PrivacyEvent(noise_multiplier, rate, steps, sampler)
-            ledger.spend(dataset, event, job_id=task.job_id, round_number=task.round_number)
+            # Every round of the job costs every node of the population, sampled in it or not
+            # (amplification by Poisson sampling counts each round with probability q, a
+            # priori). So the first task reserves the job's rounds through its last one, which
+            # must fit the budget; a round beyond them (a job resumed with more rounds) is
+            # recorded when it comes. No round goes unrecorded, however few this node trains in.
+            through = max(rounds, task.round_number)
+            event = PrivacyEvent(noise_multiplier, rate, through - last, sampler)
+            ledger.spend(dataset, event, job_id=task.job_id, round_number=through)
         update, _ = clip_l2(result.parameters.flatten(), clip=clip)
         if mode in ("distributed", "local"):
             std = (

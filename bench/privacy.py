@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -46,33 +45,18 @@ import torch
 from rich.table import Table
 
 from _harness import RESULTS_DIR, command_line, console, ratio, result_name, write_result
-from sovereign_ai.data import load_builtin
+from sovereign_ai.data import load_builtin, published_scaling
 from sovereign_ai.federation import parse_job_spec, prepare_simulation, run_simulation
 from sovereign_ai.learning import DpSgdConfig, TrainConfig, create_model, train, train_private
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0)
 
 
-def published_scaling() -> tuple[list[float], list[float]]:
-    """Mean and spread per feature from the WDBC data dictionary's published min and max."""
-    from sklearn.datasets import load_breast_cancer
-
-    text = load_breast_cancer().DESCR
-    table = text[text.index(":Summary Statistics:") : text.index(":Missing Attribute Values:")]
-    ranges = [
-        (float(low), float(high))
-        for low, high in re.findall(r"^\S.*?:\s+([\d.]+)\s+([\d.]+)\s*$", table, re.MULTILINE)
-    ]
-    if len(ranges) != 30:
-        raise RuntimeError(f"Expected 30 published ranges, parsed {len(ranges)}.")
-    return [(lo + hi) / 2 for lo, hi in ranges], [(hi - lo) / 4 for lo, hi in ranges]
-
-
 def sample_level_job(*, epsilon: float | None, rounds: int, seed: int) -> dict[str, Any]:
-    mean, spread = published_scaling()
+    mean, spread = published_scaling("breast_cancer")
     document: dict[str, Any] = {
         "job": {"name": "dpsgd-utility", "rounds": rounds, "seed": seed},
-        "model": {"name": "logreg", "input_mean": mean, "input_std": spread},
+        "model": {"name": "logreg", "input_mean": list(mean), "input_std": list(spread)},
         "strategy": {"name": "fedavg", "min_train_nodes": 5},
         "train": {"local_epochs": 2, "batch_size": 16, "learning_rate": 0.5},
         "coordinator": {"standardize_features": False, "evaluate_every": 0},

@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sovereign_ai.cli.main import app
+from sovereign_ai.federation.private_node import LEDGER_FILE
+from sovereign_ai.privacy import PrivacyLedger
 
 
 def check_outputs(out: Path, *, mode: str) -> None:
@@ -20,7 +22,9 @@ def check_outputs(out: Path, *, mode: str) -> None:
     assert [r["round"] for r in metrics["rounds"]] == [1, 2, 3]
     comparison = metrics["comparison"]
     assert {"federated", "centralised", "northgate", "hillcrest"} <= set(comparison)
-    assert comparison["federated"]["accuracy"] > 0.8
+    # Three rounds of DP-SGD (noise from OS entropy): better than always answering "benign"
+    # (0.63 of the held-out patients), not a tuned figure; the full demo scores about 0.95.
+    assert comparison["federated"]["accuracy"] > 0.65
     assert (out / "accuracy_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -31,6 +35,8 @@ def test_quick_in_process_demo_prints_the_comparison(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "centralised (all rows pooled)" in result.output
     assert "hillcrest alone" in result.output
+    assert "each hospital's own ledger" in result.output
+    assert result.output.count(" 8.00 ") == 5  # ε spent by each of the five hospitals
     check_outputs(tmp_path, mode="in-process")
 
 
@@ -55,3 +61,7 @@ def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
         ["coordinator", "northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
     )
     assert (tmp_path / "federation" / "kits" / "ca" / "ca.pem").exists()
+    for hospital in ("northgate", "hillcrest"):  # each hospital's own ledger, in its kit
+        kit = tmp_path / "federation" / "kits" / "nodes" / hospital / LEDGER_FILE
+        with PrivacyLedger(kit) as ledger:
+            assert ledger.spent(f"{hospital}-patients") == pytest.approx(8.0, rel=0.01)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sovereign_ai.data import builtin_names, load_builtin
+from sovereign_ai.data import builtin_names, load_builtin, published_scaling
 from sovereign_ai.errors import ConfigError, UnknownNameError
 
 EXPECTED = {
@@ -54,3 +54,18 @@ def test_unknown_names_list_the_known_ones(name: Any) -> None:
     assert str(caught.value) == (
         f"Unknown dataset {str(name)!r}; expected one of: breast_cancer, digits, iris, wine."
     )
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_published_scaling_brings_every_row_within_about_two_spreads(name: str) -> None:
+    means, spreads = published_scaling(name)
+    dataset = load_builtin(name)
+    assert len(means) == len(spreads) == dataset.num_features
+    assert all(s > 0 for s in spreads)
+    scaled = (dataset.features - np.asarray(means)) / np.asarray(spreads)  # (n, d)
+    assert np.abs(scaled).max() <= 2.1  # the published ranges are rounded to 3-4 digits
+
+
+def test_published_scaling_refuses_unknown_names() -> None:
+    with pytest.raises(UnknownNameError, match="breast_cancer"):
+        published_scaling("titanic")

@@ -24,6 +24,8 @@ from sovereign_ai.errors import FederationError
 from sovereign_ai.federation import FederationHistory, JobSpec, SimulationSetup
 from sovereign_ai.federation.deployment import node_from_dataset
 from sovereign_ai.federation.local_processes import LocalFederation
+from sovereign_ai.federation.private_node import LEDGER_FILE
+from sovereign_ai.privacy import PrivacyLedger
 
 __all__ = ["run_deployed_demo"]
 
@@ -49,7 +51,10 @@ def _deployed_job(spec: JobSpec, dataset: Dataset, folder: Path, source: str) ->
     document.pop("simulation", None)
     document["job"]["rounds"] = spec.job.rounds
     document["model"].update(num_features=dataset.num_features, num_classes=dataset.num_classes)
+    if spec.model.input_mean is not None:
+        document["model"].update(input_mean=spec.model.input_mean, input_std=spec.model.input_std)
     document["coordinator"] = {
+        **document.get("coordinator", {}),
         "round_timeout_s": 120,
         "wait_for_nodes": len(spec.data.node_names or []) if spec.data else 0,
         "wait_for_nodes_s": 120,
@@ -93,6 +98,8 @@ def run_deployed_demo(
     federation = LocalFederation(folder, names)
     with console.status("Provisioning the federation's CA and six certificates..."):
         federation.provision(federation="five-hospitals")
+    if spec.privacy.enabled:
+        _set_budgets(federation, names)
     console.print(
         f"Coordinator on 127.0.0.1:{federation.port} (mutual TLS); each hospital runs its own "
         f"node process that dials out. Logs: {folder / 'logs'}"
@@ -118,8 +125,28 @@ def run_deployed_demo(
         test_features=setup.test_features,
         test_labels=setup.test_labels,
         summary=setup.summary,
+        ledgers=_read_ledgers(federation, names) if spec.privacy.enabled else {},
     )
     return history_from_json(document["rounds"]), deployed
+
+
+_BUDGETS = (10.0, 12.0, 10.0, 16.0, 9.0)  # each hospital's owner decides its own
+
+
+def _set_budgets(federation: LocalFederation, names: list[str]) -> None:
+    """Each hospital's privacy budget, in its kit's node.toml, as its owner would write it."""
+    for name, budget in zip(names, _BUDGETS * len(names), strict=False):
+        config = federation.node_kit(name) / "node.toml"
+        config.write_text(
+            config.read_text(encoding="utf-8")
+            + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = {budget}\n',
+            encoding="utf-8",
+        )
+
+
+def _read_ledgers(federation: LocalFederation, names: list[str]) -> dict[str, PrivacyLedger]:
+    """Each hospital's own ledger, from its kit (read after its node process stopped)."""
+    return {name: PrivacyLedger(federation.node_kit(name) / LEDGER_FILE) for name in names}
 
 
 def _follow(console: Console, federation: LocalFederation, rounds: int) -> None:

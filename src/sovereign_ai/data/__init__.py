@@ -10,7 +10,7 @@ McMahan shards, or by a group column); check the split with :func:`summarize_par
 Depends on numpy, scikit-learn, pyarrow and :mod:`sovereign_ai.core` only.
 """
 
-from sovereign_ai.data.builtin import builtin_names, load_builtin
+from sovereign_ai.data.builtin import builtin_names, load_builtin, published_scaling
 from sovereign_ai.data.dataset import Dataset, Int64Array, train_test_split
 from sovereign_ai.data.dirichlet import partition_dirichlet
 from sovereign_ai.data.file_check import FileCheck, FileProblem, check_file
@@ -47,6 +47,7 @@ __all__ = [
     "partition_iid",
     "partition_natural",
     "partition_shards",
+    "published_scaling",
     "summarize_partition",
     "train_test_split",
 ]

@@ -7,15 +7,16 @@ touches the network and works air-gapped. They are meant for demos, tests and si
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
 
 from sovereign_ai.data.dataset import Dataset
-from sovereign_ai.errors import UnknownNameError
+from sovereign_ai.errors import DataError, UnknownNameError
 
-__all__ = ["builtin_names", "load_builtin"]
+__all__ = ["builtin_names", "load_builtin", "published_scaling"]
 
 # name -> loader in sklearn.datasets; each reads a file inside the installed sklearn package.
 # Named, not imported: importing scikit-learn takes about a second, which every
@@ -76,3 +77,53 @@ def load_builtin(name: str) -> Dataset:
         feature_names=tuple(str(f) for f in bunch.feature_names),
         class_names=tuple(str(c) for c in bunch.target_names),
     )
+
+
+_DIGITS_PIXELS = (0.0, 16.0)  # "each element is an integer in the range 0..16" (its description)
+_RANGE_ROW = re.compile(r"^[^:\n]+:\s+(-?[\d.]+)\s+(-?[\d.]+)", re.MULTILINE)
+
+
+def published_scaling(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """An input scaling from the ranges a bundled dataset's description publishes.
+
+    The centre ``(min + max) / 2`` and a spread ``(max - min) / 4`` of every feature, read from
+    the dataset's data dictionary (scikit-learn's description of it), not computed from its rows:
+    what a job with differential privacy gives as ``[model] input_mean`` and ``input_std``, so
+    that no statistics of the nodes' rows leave them (docs/differential-privacy.md).
+
+    Parameters
+    ----------
+    name
+        One of :func:`builtin_names`.
+
+    Returns
+    -------
+    tuple
+        ``(means, spreads)``, one number per feature each.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``name`` is not a bundled dataset.
+    DataError
+        If the description's table of ranges cannot be read.
+    """
+    loader_name = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader_name is None:
+        raise UnknownNameError("dataset", str(name), builtin_names())
+    bunch = getattr(importlib.import_module("sklearn.datasets"), loader_name)()
+    width = len(bunch.feature_names)
+    if name == "digits":
+        ranges = [_DIGITS_PIXELS] * width
+    else:
+        text = str(bunch.DESCR)
+        table = text[text.index(":Summary Statistics:") : text.index(":Missing Attribute Values:")]
+        ranges = [(float(lo), float(hi)) for lo, hi in _RANGE_ROW.findall(table)]
+    if len(ranges) != width:  # a newer scikit-learn reworded its description
+        raise DataError(
+            f"Read {len(ranges)} published ranges for the {width} features of {name!r} from "
+            "scikit-learn's description; give the job's input_mean and input_std yourself."
+        )
+    means = tuple((lo + hi) / 2 for lo, hi in ranges)
+    spreads = tuple((hi - lo) / 4 for lo, hi in ranges)
+    return means, spreads

@@ -44,7 +44,16 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from _harness import RESULTS_DIR, command_line, console, ratio, result_name, write_result
+from _harness import (
+    RESULTS_DIR,
+    busy_cores,
+    command_line,
+    console,
+    ratio,
+    result_name,
+    wait_until_quiet,
+    write_result,
+)
 from sovereign_ai.data import load_builtin, published_scaling
 from sovereign_ai.federation import parse_job_spec, prepare_simulation, run_simulation
 from sovereign_ai.learning import DpSgdConfig, TrainConfig, create_model, train, train_private
@@ -140,7 +149,8 @@ def overhead(*, repeats: int) -> dict[str, Any]:
     features = (dataset.features / 16.0).astype(np.float32)
     labels = dataset.labels
     config = TrainConfig(local_epochs=3, batch_size=64, learning_rate=0.1)
-    figures = {}
+    quiet = wait_until_quiet()
+    figures: dict[str, Any] = {"machine_before": quiet}
     for model_name in ("logreg", "mlp", "cnn"):
         times: dict[str, list[float]] = {"plain": [], "dpsgd": []}
         for _ in range(repeats):
@@ -155,13 +165,18 @@ def overhead(*, repeats: int) -> dict[str, Any]:
                     )
                 spent.append(time.perf_counter() - start)
         plain, private = min(times["plain"]), min(times["dpsgd"])
-        figures[model_name] = {"plain_s": plain, "dpsgd_s": private, "ratio": ratio(private, plain)}
+        figures[model_name] = {
+            "plain_s": plain, "dpsgd_s": private, "ratio": ratio(private, plain),
+            "background_cores_after": busy_cores(),
+        }  # fmt: skip
     table = Table(
         title="DP-SGD local training against plain, digits 1,797 rows, 3 epochs, 1 thread"
     )
     for column in ("model", "plain (s)", "DP-SGD (s)", "DP-SGD / plain"):
         table.add_column(column, justify="right")
     for model_name, row in figures.items():
+        if model_name == "machine_before":
+            continue
         table.add_row(
             model_name, f"{row['plain_s']:.3f}", f"{row['dpsgd_s']:.3f}", f"{row['ratio']:.2f}x"
         )

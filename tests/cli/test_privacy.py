@@ -35,6 +35,22 @@ def test_the_report_shows_each_jobs_spend_and_the_composed_total(tmp_path: Path)
         assert job in result.output and f"{alone:.3f}" in result.output
 
 
+def test_the_report_counts_dpsgd_rounds_not_their_sgd_steps(tmp_path: Path) -> None:
+    settings = NodePrivacySettings(dataset="oncology", max_epsilon=50.0)
+    with open_node_ledger(tmp_path, settings) as ledger:
+        for round_number in (1, 2):  # two DP-SGD rounds of 12 steps each
+            event = PrivacyEvent(1.0, 0.1, 12)
+            ledger.spend("oncology", event, job_id="job-s", round_number=round_number, what="dpsgd")
+        ledger.spend("oncology", PrivacyEvent(1.0, 0.3, 5), job_id="job-c", round_number=5)
+    result = runner.invoke(app, ["privacy", "report", "--kit", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split("│")[1].strip(): line for line in result.output.splitlines() if "job-" in line
+    }
+    assert [c.strip() for c in rows["job-s"].split("│")[2:5]] == ["record (DP-SGD)", "2", "2"]
+    assert [c.strip() for c in rows["job-c"].split("│")[2:5]] == ["site", "5", "5"]
+
+
 def test_the_report_says_what_to_do_without_a_ledger(tmp_path: Path) -> None:
     result = runner.invoke(app, ["privacy", "report", "--kit", str(tmp_path)])
     assert result.exit_code == 2

@@ -57,13 +57,23 @@ def report(
                         f"{max(budget.max_epsilon - spent, 0.0):.3f} left"
                     )
                 )
-                for column in ("job", "rounds recorded", "last round", "ε of the job alone"):
-                    table.add_column(column, justify="left" if column == "job" else "right")
+                columns = ("job", "unit", "rounds recorded", "through round", "ε of the job alone")
+                for column in columns:
+                    left = column in columns[:2]
+                    table.add_column(
+                        column, justify="left" if left else "right", no_wrap=column == "job"
+                    )
                 for job in ledger.jobs(dataset):
                     entries = ledger.entries(dataset, job_id=job)
+                    sample_level = [e for e in entries if e.what == "dpsgd"]
+                    # A DP-SGD round is recorded as its SGD steps; a client-level one as one step.
+                    rounds = len(sample_level) + sum(
+                        e.event.steps for e in entries if e.what != "dpsgd"
+                    )
                     table.add_row(
                         job,
-                        str(sum(e.event.steps for e in entries)),
+                        "record (DP-SGD)" if sample_level else "site",
+                        str(rounds),
                         str(max(e.round_number for e in entries)),
                         f"{ledger.spent(dataset, job_id=job):.3f}",
                     )

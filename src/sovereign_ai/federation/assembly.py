@@ -62,7 +62,12 @@ def build_strategy(spec: JobSpec) -> Strategy:
     """The strategy the job names, with its options; wrapped in DP-FedAvg if ``[privacy]`` is on."""
     strategy = create_strategy(spec.strategy.name, **spec.strategy.options)
     if spec.privacy.enabled:
-        return DifferentiallyPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
+        return DifferentiallyPrivate(
+            strategy,
+            section=spec.privacy,
+            rounds=spec.job.rounds,
+            secure_aggregation=spec.secure_aggregation,
+        )
     return strategy
 
 

@@ -306,6 +306,29 @@ def test_a_hostile_bit_moves_the_clip_no_further_than_an_honest_one(silent_noise
         clip_after(adaptive_strategy(), [*honest, math.nan])
 
 
+def test_in_central_mode_the_coordinator_adds_the_count_noise_and_the_split_update_noise() -> None:
+    # σ_b = 0.75 with z = 1: z_Δ = 1.34. Ten nodes, half within the clip: b̄ = 1/2 + N(0, σ_b²)/10.
+    bits = [0.5, -0.5] * 5
+    moves = [math.log(clip_after(adaptive_strategy(count_noise=0.75), bits)) for _ in range(600)]
+    assert np.mean(moves) == pytest.approx(0.0, abs=0.003)
+    assert np.std(moves) == pytest.approx(0.2 * 0.75 / 10, rel=0.1)  # η σ_b / m
+
+    strategy = adaptive_strategy(count_noise=0.75, clip=2.0)
+    model = Parameters({"w": np.zeros(20_000)})
+    nodes = [f"n{i}" for i in range(10)]
+    strategy.configure_train(
+        round_number=1, parameters=model, nodes=nodes, rng=np.random.default_rng(0)
+    )
+    results = [
+        Result("job", 1, Stage.TRAIN, node, 1,
+               Parameters({"w": np.zeros(20_000), UNCLIPPED_REPORT: np.array([0.5])}))
+        for node in nodes
+    ]  # fmt: skip
+    new = strategy.aggregate_train(round_number=1, parameters=model, results=results)
+    z_delta = AdaptiveClip(clip=1.0, count_noise_std=0.75).update_noise_multiplier(1.0)
+    assert np.std(new["w"]) == pytest.approx(z_delta * 2.0 / 10, rel=0.02)  # z_Δ C / m
+
+
 def test_a_node_that_lies_about_its_bit_is_refused_and_the_round_goes_on(tmp_path: Path) -> None:
     from sovereign_ai.federation.assembly import initial_parameters, stage_config
 

@@ -273,12 +273,16 @@ def test_under_secure_aggregation_the_bit_is_scaled_into_the_quantisation_range(
 MODEL = Parameters({"w": np.zeros(3)})
 
 
-def adaptive_strategy(*, rounds: int = 10, **privacy: Any) -> DifferentiallyPrivate:
-    section = PrivacySection(
+def adaptive_strategy(
+    *, rounds: int = 10, section: SecureAggregationSection | None = None, **privacy: Any
+) -> DifferentiallyPrivate:
+    settings = PrivacySection(
         **{"mode": "central", "noise_multiplier": 1.0, "clip": 1.0, "clipping": "adaptive",
            "count_noise": 1.0, **privacy}
     )  # fmt: skip
-    return DifferentiallyPrivate(FedAvg(min_train_nodes=1), section=section, rounds=rounds)
+    return DifferentiallyPrivate(
+        FedAvg(min_train_nodes=1), section=settings, rounds=rounds, secure_aggregation=section
+    )
 
 
 def clip_after(strategy: DifferentiallyPrivate, bits: list[float]) -> float:
@@ -501,23 +505,36 @@ def test_the_clip_is_part_of_the_strategy_state(silent_noise: None) -> None:
     assert fixed.state_dict() == {}  # a fixed clip keeps the inner state as it was
 
 
-def test_a_secure_sum_needs_the_secure_aggregation_settings() -> None:
-    strategy = adaptive_strategy()
+def secure_sum(mean_report: float, contributors: int = 2) -> Result:
+    """The one result a secure round hands the strategy: mean update and mean (scaled) bit."""
+    tensors = {"w": np.zeros(3), UNCLIPPED_REPORT: np.array([mean_report])}
+    return Result(
+        "job", 1, Stage.TRAIN, "secure-aggregate", contributors, Parameters(tensors),
+        contributors=contributors,
+    )  # fmt: skip
+
+
+def test_a_secure_sum_is_scaled_back_and_in_central_mode_clamped_to_what_is_honest(
+    silent_noise: None,
+) -> None:
+    with pytest.raises(ConfigError, match="secure_aggregation="):
+        clip_after_secure(adaptive_strategy(), secure_sum(0.1))
+    section = SecureAggregationSection(enabled=True, clipping_range=0.25)
+    scale = report_scale(
+        mode="central", count_noise=1.0, minimum_contributors=1, clipping_range=0.25
+    )
+    all_within = clip_after_secure(adaptive_strategy(section=section), secure_sum(0.5 * scale))
+    assert all_within == next_clip(1.0, within=2, answered=2, expected=2)
+    one_within = clip_after_secure(adaptive_strategy(section=section), secure_sum(0.0))
+    assert one_within == next_clip(1.0, within=1, answered=2, expected=2)
+    # A node that sent far more than its bit (masked, so only the sum shows it) moves the clip
+    # no further than every survivor's honest "within" would.
+    assert clip_after_secure(adaptive_strategy(section=section), secure_sum(1e6)) == all_within
+
+
+def clip_after_secure(strategy: DifferentiallyPrivate, summed: Result) -> float:
     strategy.configure_train(
         round_number=1, parameters=MODEL, nodes=["a", "b"], rng=np.random.default_rng(0)
     )
-    summed = Result(
-        "job", 1, Stage.TRAIN, "secure-aggregate", 2,
-        Parameters({"w": np.zeros(3), UNCLIPPED_REPORT: np.array([0.1])}), contributors=2,
-    )  # fmt: skip
-    with pytest.raises(ConfigError, match="secure_aggregation="):
-        strategy.aggregate_train(round_number=1, parameters=MODEL, results=[summed])
-    secure = DifferentiallyPrivate(
-        FedAvg(min_train_nodes=1), section=strategy.section, rounds=10,
-        secure_aggregation=SecureAggregationSection(enabled=True, clipping_range=0.5),
-    )  # fmt: skip
-    secure.configure_train(
-        round_number=1, parameters=MODEL, nodes=["a", "b"], rng=np.random.default_rng(0)
-    )
-    secure.aggregate_train(round_number=1, parameters=MODEL, results=[summed])
-    assert secure.clip != 1.0
+    strategy.aggregate_train(round_number=1, parameters=MODEL, results=[summed])
+    return strategy.clip

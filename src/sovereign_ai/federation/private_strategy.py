@@ -156,8 +156,8 @@ class DifferentiallyPrivate(StrategyWrapper):
             )
         )
         self.clip = float(np.float32(section.clip)) if self.is_adaptive else section.clip
-        """The clip of the next round: the job's, or where adaptive clipping has taken it (a
-        float32, which the checkpoint keeps exactly)."""
+        """The clip of the next round: the job's, or where adaptive clipping has taken it (kept
+        a float32 then, which the checkpoint stores exactly)."""
         if self.is_adaptive and section.count_noise is not None:
             self._update_noise_multiplier(section.count_noise, expected_cohort=None)
         self._plans: dict[int, _RoundPlan] = {}

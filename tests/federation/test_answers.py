@@ -15,9 +15,12 @@ from sovereign_ai.core import Parameters, Result, Stage
 from sovereign_ai.errors import ConfigError, InvalidAnswerError
 from sovereign_ai.federation.answers import (
     AnswerRules,
+    ReportedTensor,
     check_evaluation,
     check_statistics,
     check_update,
+    train_reports,
+    with_reports,
 )
 from sovereign_ai.federation.node import EVALUATE_METRICS, TRAIN_METRICS
 
@@ -103,6 +106,57 @@ def test_an_update_with_an_unknown_metric_is_refused() -> None:
         check_update(
             answer(Stage.TRAIN, update(), metrics={"train_lossy": 0.1}), model=MODEL, rules=RULES
         )
+
+
+BIT = ReportedTensor("bit", (1,), low=-0.5, high=0.5)
+
+
+@pytest.mark.parametrize("value", [-0.5, 0.0, 0.5])
+def test_a_report_within_its_range_is_accepted_after_the_model(value: float) -> None:
+    tensors = {"bit": np.array([value], np.float32), **update()}  # any order on the wire
+    accepted = check_update(answer(Stage.TRAIN, tensors), model=MODEL, rules=RULES, reports=[BIT])
+    assert list(accepted.parameters) == [*MODEL, "bit"]
+    assert float(accepted.parameters["bit"][0]) == value
+
+
+@pytest.mark.parametrize(
+    ("bit", "problem"),
+    [
+        (
+            np.array([1e9], np.float32),
+            "reports 'bit' = 1e\\+09; an honest node's lies in \\[-0.5, 0.5\\]",
+        ),
+        (np.array([-0.51], np.float32), "reports 'bit' = -0.51"),
+        (np.array([np.nan], np.float32), "reports 'bit' = nan"),
+        (np.array([0.5, 0.5], np.float32), "tensor 'bit' has shape \\[2\\]"),
+        (None, "missing tensor\\(s\\) 'bit'"),
+    ],
+)
+def test_a_report_out_of_range_or_missing_is_refused(bit: np.ndarray | None, problem: str) -> None:
+    tensors = update() if bit is None else {**update(), "bit": bit}
+    with pytest.raises(InvalidAnswerError, match=problem):
+        check_update(answer(Stage.TRAIN, tensors), model=MODEL, rules=RULES, reports=[BIT])
+
+
+def test_a_report_the_strategy_did_not_ask_for_is_refused() -> None:
+    tensors = {**update(), "bit": np.array([0.5], np.float32)}
+    with pytest.raises(InvalidAnswerError, match="unexpected tensor\\(s\\) 'bit'"):
+        check_update(answer(Stage.TRAIN, tensors), model=MODEL, rules=RULES)
+
+
+def test_reports_come_from_the_strategy_and_may_not_shadow_the_model() -> None:
+    class Reporting:
+        train_reports = (BIT,)
+
+    assert train_reports(Reporting()) == (BIT,)
+    assert train_reports(object()) == ()
+    Reporting.train_reports = [BIT]  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match="tuple of ReportedTensor"):
+        train_reports(Reporting())
+    with pytest.raises(ConfigError, match="name of a model tensor"):
+        with_reports(MODEL, [ReportedTensor("w", (1,), low=0.0, high=1.0)])
+    with pytest.raises(ConfigError, match="finite range"):
+        ReportedTensor("x", (1,), low=1.0, high=0.0)
 
 
 # Statistics -------------------------------------------------------------------------------------

@@ -77,10 +77,46 @@ def test_adaptive_clipping_converges_to_the_target_quantile(quantile: float) -> 
     clip = AdaptiveClip(clip=0.05, target_quantile=quantile, count_noise_std=cohort / 20)
     for _ in range(400):
         norms = rng.lognormal(mean=0.0, sigma=0.5, size=cohort)
-        count = sum(clip.indicator(float(n)) for n in norms)
-        clip.update(count, expected_cohort=cohort, rng=rng)
+        centred = sum(clip.report(float(n)) for n in norms)
+        clip.update(centred, expected_cohort=cohort, rng=rng)
     expected = float(np.exp(0.5 * _normal_quantile(quantile)))  # lognormal(0, 0.5) quantile
     assert clip.clip == pytest.approx(expected, rel=0.1)
+
+
+def test_a_node_reports_its_bit_centred() -> None:
+    clip = AdaptiveClip(clip=1.0)
+    assert (clip.indicator(1.0), clip.report(1.0)) == (1.0, 0.5)
+    assert (clip.indicator(1.0001), clip.report(1.0001)) == (0.0, -0.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    centred_sum=st.floats(-1e12, 1e12),
+    cohort=st.floats(0.5, 1e4),
+    quantile=st.floats(0.01, 0.99),
+    rate=st.floats(0.01, 2.0),
+)
+def test_one_round_moves_the_clip_by_a_bounded_factor_whatever_the_reports(
+    centred_sum: float, cohort: float, quantile: float, rate: float
+) -> None:
+    # Even a sum no honest cohort could produce (a hostile report) moves the clip at most by
+    # exp(η max(γ, 1 - γ)): the fraction within the clip is clamped to [0, 1].
+    clip = AdaptiveClip(clip=1.0, target_quantile=quantile, learning_rate=rate)
+    new = clip.move(centred_sum, expected_cohort=cohort)
+    bound = rate * max(quantile, 1 - quantile)
+    assert math.exp(-bound) * (1 - 1e-12) <= new <= math.exp(bound) * (1 + 1e-12)
+
+
+def test_the_clip_moves_towards_the_target() -> None:
+    cohort = 10
+    all_within = AdaptiveClip(clip=1.0)
+    all_within.move(cohort * 0.5, expected_cohort=cohort)  # every bit 1: the clip is too large
+    assert all_within.clip == pytest.approx(math.exp(-0.2 * 0.5))
+    none_within = AdaptiveClip(clip=1.0)
+    none_within.move(-cohort * 0.5, expected_cohort=cohort)  # every bit 0: too small
+    assert none_within.clip == pytest.approx(math.exp(0.2 * 0.5))
+    with pytest.raises(ConfigError, match="finite"):
+        AdaptiveClip(clip=1.0).move(math.nan, expected_cohort=cohort)
 
 
 def _normal_quantile(p: float) -> float:
@@ -103,6 +139,8 @@ def test_the_update_noise_multiplier_keeps_the_total() -> None:
     assert z_delta > 1.0
     with pytest.raises(ConfigError, match="leaves nothing"):
         AdaptiveClip(clip=1.0, count_noise_std=0.1).update_noise_multiplier(1.0)
+    with pytest.raises(ConfigError, match="leaves nothing"):  # the boundary: σ_b = z / 2
+        AdaptiveClip(clip=1.0, count_noise_std=0.5).update_noise_multiplier(1.0)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ statistics      exactly the tensors ``count`` ``(1,)``, ``sum`` and ``sum_sq`` `
                 answer's example count; non-negative sums of squares that are consistent
                 with the sums (Cauchy-Schwarz); no metrics
 train           exactly the global model's tensor names, shapes and dtypes, matched *by name*
-                (any order on the wire); at least one example; only the train metrics
+                (any order on the wire), plus the tensors the strategy asks nodes to report
+                beside their update (:class:`ReportedTensor`), each within its range; at
+                least one example; only the train metrics
 evaluate        no tensors; only the evaluation metrics, and none over zero examples
 (metrics)       accuracies in [0, 1], losses >= 0
 ==============  ===========================================================================
@@ -38,9 +40,12 @@ from sovereign_ai.errors import ConfigError, InvalidAnswerError
 __all__ = [
     "DEFAULT_MAX_EXAMPLES_PER_NODE",
     "AnswerRules",
+    "ReportedTensor",
     "check_evaluation",
     "check_statistics",
     "check_update",
+    "train_reports",
+    "with_reports",
 ]
 
 DEFAULT_MAX_EXAMPLES_PER_NODE = 10_000_000
@@ -74,6 +79,76 @@ class AnswerRules:
                 "The 'max_examples_per_node' parameter of AnswerRules must be an integer >= 1; "
                 f"got {self.max_examples_per_node!r} instead."
             )
+
+
+@dataclass(frozen=True)
+class ReportedTensor:
+    """A float32 tensor a strategy asks each node to send beside its update.
+
+    Adaptive clipping's bit is one (:class:`~sovereign_ai.federation.private_strategy.
+    DifferentiallyPrivate`). A strategy names its reports in a ``train_reports`` attribute; a
+    train answer must then carry them after the model's tensors, and secure aggregation sums them
+    with the update.
+
+    Parameters
+    ----------
+    name
+        The tensor's name; it must not be one of the model's.
+    shape
+        Its shape.
+    low, high
+        The range every value of an honest node's own answer lies in; an answer seen on its own
+        (without secure aggregation) with a value outside it is refused.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        finite = math.isfinite(self.low) and math.isfinite(self.high)
+        if not (self.name and finite and self.low <= self.high):
+            raise ConfigError(
+                "A ReportedTensor needs a name and a finite range low <= high; got "
+                f"{self.name!r} in [{self.low!r}, {self.high!r}]."
+            )
+
+
+def train_reports(strategy: object) -> tuple[ReportedTensor, ...]:
+    """The tensors ``strategy`` asks nodes to report beside their update (none by default).
+
+    Raises
+    ------
+    ConfigError
+        If the strategy's ``train_reports`` is not a tuple of :class:`ReportedTensor`.
+    """
+    reports = getattr(strategy, "train_reports", ())
+    if not isinstance(reports, tuple) or not all(isinstance(r, ReportedTensor) for r in reports):
+        raise ConfigError(
+            f"The 'train_reports' of {type(strategy).__name__} must be a tuple of "
+            f"ReportedTensor; got {reports!r} instead."
+        )
+    return reports
+
+
+def with_reports(model: Parameters, reports: Sequence[ReportedTensor]) -> Parameters:
+    """The tensors a train answer holds: the model's, then each report's (zeros), in that order.
+
+    Raises
+    ------
+    ConfigError
+        If a report is named like a tensor of the model.
+    """
+    if not reports:
+        return model
+    clashing = [r.name for r in reports if r.name in model]
+    if clashing:
+        raise ConfigError(
+            f"The strategy's reported tensor(s) {', '.join(map(repr, clashing))} have the name "
+            "of a model tensor; rename the report."
+        )
+    return Parameters({**model, **{r.name: np.zeros(r.shape, dtype=np.float32) for r in reports}})
 
 
 def _refuse(result: Result, problem: str) -> InvalidAnswerError:
@@ -137,27 +212,54 @@ def _check_shape(
         raise _refuse(result, f"tensor {name!r} has dtype {array.dtype}; expected {dtype}")
 
 
-def check_update(result: Result, *, model: Parameters, rules: AnswerRules) -> Result:
+def check_update(
+    result: Result,
+    *,
+    model: Parameters,
+    rules: AnswerRules,
+    reports: Sequence[ReportedTensor] = (),
+) -> Result:
     """Accept a train answer whose update fits ``model``, its tensors in the model's order.
+
+    Parameters
+    ----------
+    result
+        The node's answer.
+    model
+        The global model the node was sent.
+    rules
+        The limits of the job.
+    reports
+        The tensors the strategy asks for beside the update (:func:`train_reports`).
 
     Returns
     -------
     Result
-        ``result`` with its tensors ordered like ``model`` (the wire may carry any order; tensors
-        are matched by name), sharing their memory.
+        ``result`` with its tensors ordered like ``model``, then the reports (the wire may carry
+        any order; tensors are matched by name), sharing their memory.
 
     Raises
     ------
     InvalidAnswerError
-        If a tensor is missing, extra or of another shape, the example count is below 1 or above
-        the cap, or a metric is not a train metric.
+        If a tensor is missing, extra or of another shape, a reported value lies outside its
+        range, the example count is below 1 or above the cap, or a metric is not a train metric.
     """
     _check_count(result, rules, minimum=1)
     _check_metric_names(result, rules.train_metrics)
-    _check_tensor_names(result, list(model))
-    for name, array in model.items():
+    expected = with_reports(model, reports)
+    _check_tensor_names(result, list(expected))
+    for name, array in expected.items():
         _check_shape(result, name, tuple(int(d) for d in array.shape), array.dtype)
-    ordered = result.parameters.reordered(list(model))
+    for report in reports:
+        values = result.parameters[report.name]
+        if not ((values >= report.low) & (values <= report.high)).all():
+            shown = float(values.flat[np.argmax((values < report.low) | (values > report.high))])
+            raise _refuse(
+                result,
+                f"reports {report.name!r} = {shown:g}; an honest node's lies in "
+                f"[{report.low:g}, {report.high:g}]",
+            )
+    ordered = result.parameters.reordered(list(expected))
     return Result(
         job_id=result.job_id,
         round_number=result.round_number,

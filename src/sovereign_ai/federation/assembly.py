@@ -88,7 +88,12 @@ def build_strategy(spec: JobSpec) -> Strategy:
     if spec.privacy.sample_level:
         return SampleLevelPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
     if spec.privacy.enabled:
-        return DifferentiallyPrivate(strategy, section=spec.privacy, rounds=spec.job.rounds)
+        return DifferentiallyPrivate(
+            strategy,
+            section=spec.privacy,
+            rounds=spec.job.rounds,
+            secure_aggregation=spec.secure_aggregation,
+        )
     return strategy
 
 

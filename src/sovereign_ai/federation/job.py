@@ -242,6 +242,10 @@ class SecureAggregationSection(_Strict):
     max_weight: int = Field(default=1024, ge=1, le=2**24)
 
 
+_ADAPTIVE_CLIPPING_KEYS = ("target_quantile", "clip_learning_rate", "count_noise")
+"""``[privacy]`` keys that only apply with ``clipping = "adaptive"``."""
+
+
 class PrivacySection(_Strict):
     """``[privacy]``: differential privacy (docs/differential-privacy.md).
 
@@ -251,6 +255,11 @@ class PrivacySection(_Strict):
     own update); sample level (one record is the unit): ``dpsgd`` (each node trains with DP-SGD,
     ``clip`` bounding each example's gradient; a target ε is calibrated by each node for its own
     data size and the job's rounds).
+
+    ``clipping``: ``fixed`` (every round clips to ``clip``) or ``adaptive`` (``clip`` is where
+    the clip starts; it then follows the ``target_quantile`` of the update norms, Andrew et al.
+    2021, with ``clip_learning_rate`` and ``count_noise``, by default the expected cohort / 20;
+    the cost is folded into the same noise multiplier, :mod:`sovereign_ai.privacy`).
     """
 
     mode: Literal["none", "central", "distributed", "local", "dpsgd"] = "none"
@@ -259,6 +268,10 @@ class PrivacySection(_Strict):
     delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
     clip: float = Field(default=1.0, gt=0.0, le=1e6)
     accounting: Literal["rdp", "pld"] = "rdp"
+    clipping: Literal["fixed", "adaptive"] = "fixed"
+    target_quantile: float = Field(default=0.5, gt=0.0, lt=1.0)
+    clip_learning_rate: float = Field(default=0.2, gt=0.0, le=10.0)
+    count_noise: float | None = Field(default=None, gt=0.0, le=1e6)
 
     @model_validator(mode="after")
     def _one_noise_setting(self) -> Self:
@@ -268,6 +281,39 @@ class PrivacySection(_Strict):
             raise ValueError(
                 "with differential privacy on, give exactly one of 'noise_multiplier' and "
                 "'target_epsilon' (the noise is then calibrated for the job's rounds)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _adaptive_clipping_fits(self) -> Self:
+        if self.clipping == "fixed":  # a value other than the default would be ignored: refuse
+            fields = type(self).model_fields
+            stray = [k for k in _ADAPTIVE_CLIPPING_KEYS if getattr(self, k) != fields[k].default]
+            if stray:
+                which = ", ".join(map(repr, stray))
+                raise ValueError(
+                    f"{which} only {'applies' if len(stray) == 1 else 'apply'} with clipping = "
+                    f"'adaptive'; set clipping = 'adaptive', or remove {which}"
+                )
+            return self
+        if self.mode == "local":
+            raise ValueError(
+                "clipping = 'adaptive' cannot run with mode 'local': each node's bit (whether its "
+                "update fit the clip) would leave it without noise; use mode 'central' or "
+                "'distributed', or clipping = 'fixed'"
+            )
+        if self.mode not in ("central", "distributed"):
+            raise ValueError(
+                "clipping = 'adaptive' needs mode 'central' or 'distributed' (it adapts the "
+                "clip of each node's whole update, and those modes noise the nodes' bits); got "
+                f"mode {self.mode!r}: choose one of those, or clipping = 'fixed'"
+            )
+        z = self.noise_multiplier
+        if z is not None and self.count_noise is not None and not 2 * self.count_noise > z:
+            raise ValueError(
+                f"count_noise = {self.count_noise:g} leaves nothing of noise_multiplier = {z:g} "
+                f"for the updates: it must exceed noise_multiplier / 2 = {z / 2:g} (2 x "
+                f"noise_multiplier = {2 * z:g} costs the updates 3 % more noise)"
             )
         return self
 
@@ -403,6 +449,9 @@ class JobSpec(_Strict):
             document.pop("secure_aggregation")
         if not self.privacy.enabled:  # likewise
             document.pop("privacy")
+        elif self.privacy.clipping == "fixed":  # a job from before adaptive clipping keeps its own
+            for key in ("clipping", *_ADAPTIVE_CLIPPING_KEYS):
+                document["privacy"].pop(key)
         for key in ("input_mean", "input_std"):  # likewise, without a given input scaling
             if document["model"].get(key) is None:
                 document["model"].pop(key, None)

@@ -16,11 +16,23 @@ of a job with ``[privacy]`` on (its task carries ``dp_*`` settings), the filter,
 4. reports one example and no training metrics: under DP every node weighs the same, and its
    row count and training loss would be released without accounting otherwise.
 
+With **adaptive clipping** (the task carries ``dp_count_noise``, ``σ_b``; Andrew et al. 2021,
+:class:`~sovereign_ai.privacy.AdaptiveClip`) the answer also carries the tensor
+:data:`UNCLIPPED_REPORT`: the node's centred bit ``[‖Δ‖ <= C] - 1/2``, taken *before* clipping.
+The node splits the job's noise multiplier ``z`` itself (Theorem 1): the update gets
+``z_Δ = (z^-2 - (2 σ_b)^-2)^(-1/2)`` in place of ``z``, and in ``distributed`` mode the bit gets
+its share ``σ_b / sqrt(n_min)`` of the count noise, so that bits and update together cost one
+Gaussian mechanism of multiplier ``z``: the ledger records the same one event per round. It
+refuses a ``σ_b`` too small for that split (``σ_b <= z / 2``) before anything is recorded, and
+adaptive clipping in ``local`` mode (its bit would leave without noise). Under secure aggregation
+the report is scaled by :func:`report_scale` so that it, with its noise, fits the quantisation
+range of the update.
+
 Secure aggregation's masking slot runs after this one, so in ``distributed`` mode the noised
 update is masked and only the noised sum is ever readable. The node computes its noise from the
-settings it understands (``z``, ``C``, ``n_min``), never a standard deviation it is handed, and
-refuses settings that would add less noise than the job's accounting claims (``n_min < 1``).
-Feature statistics are refused under DP: they would leave without accounting.
+settings it understands (``z``, ``C``, ``n_min``, ``σ_b``), never a standard deviation it is
+handed, and refuses settings that would add less noise than the job's accounting claims
+(``n_min < 1``). Feature statistics are refused under DP: they would leave without accounting.
 
 In ``dpsgd`` mode (sample level) the node's trainer is replaced instead: the round is accounted
 first (``steps`` Poisson-sampled steps at ``q = batch_size / n``, with the job's noise multiplier
@@ -34,12 +46,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sovereign_ai.core import ConfigValue, Result, Stage, Task
+from sovereign_ai.core import ConfigValue, Parameters, Result, Stage, Task
 from sovereign_ai.errors import ConfigError
 from sovereign_ai.federation.node import LocalTrainer, Node
 from sovereign_ai.learning import (
@@ -52,6 +66,7 @@ from sovereign_ai.learning import (
 )
 from sovereign_ai.privacy import (
     Accounting,
+    AdaptiveClip,
     PrivacyEvent,
     PrivacyLedger,
     Sampler,
@@ -65,9 +80,11 @@ from sovereign_ai.privacy import (
 __all__ = [
     "DP_SETTINGS",
     "LEDGER_FILE",
+    "UNCLIPPED_REPORT",
     "NodePrivacySettings",
     "enable_differential_privacy",
     "open_node_ledger",
+    "report_scale",
 ]
 
 LEDGER_FILE = "privacy-ledger.sqlite"
@@ -149,8 +166,50 @@ DP_SETTINGS = (
     "dp_target_epsilon",
     "dp_delta",
     "dp_accounting",
+    "dp_count_noise",
 )
-"""Task settings of a job with differential privacy."""
+"""Task settings of a job with differential privacy (``dp_count_noise``: adaptive clipping)."""
+
+UNCLIPPED_REPORT = "dp_unclipped"
+"""The ``(1,)`` tensor a train answer carries under adaptive clipping: the centred bit
+``[‖Δ‖ <= C] - 1/2`` (plus its share of the count noise in ``distributed`` mode), times
+:func:`report_scale` under secure aggregation."""
+
+_MODES = ("central", "distributed", "local")
+_NOISE_SHARE_COVERED = 6.0  # standard deviations: a share beyond them is clipped, p ≈ 2e-9
+
+
+def report_scale(
+    *, mode: str, count_noise: float, minimum_contributors: int, clipping_range: float
+) -> float:
+    """The factor a node's report is multiplied by before secure aggregation quantises it.
+
+    Quantisation clips every value to ``[-R, R]`` (``R``, the ``clipping_range`` of
+    ``[secure_aggregation]``). A report is ``±1/2``, plus in ``distributed`` mode the node's share
+    of the count noise, of standard deviation ``σ_b / sqrt(n_min)``; its bound
+    ``B = 1/2 + 6 σ_b / sqrt(n_min)`` (``1/2`` in ``central`` mode) is mapped onto ``R``. The
+    coordinator divides the unmasked sum by the same factor, so any ``R`` carries the bit, at a
+    quantisation step of ``2 B / (2**q - 1)`` in units of the bit.
+
+    Raises
+    ------
+    ConfigError
+        If an argument is out of range.
+    """
+    if not (math.isfinite(clipping_range) and clipping_range > 0):
+        raise ConfigError(f"'clipping_range' must be a number > 0; got {clipping_range!r}.")
+    bound = 0.5
+    if mode == "distributed":
+        bound += _NOISE_SHARE_COVERED * _count_noise_share(count_noise, minimum_contributors)
+    return clipping_range / bound
+
+
+def _count_noise_share(count_noise: float, minimum_contributors: int) -> float:
+    """``σ_b / sqrt(n_min)``: the centred bits have sensitivity 1/2, so their noise multiplier is
+    ``2 σ_b`` and each node's share is that of :func:`distributed_noise_std` at a clip of 1/2."""
+    return distributed_noise_std(
+        noise_multiplier=2 * count_noise, clip=0.5, minimum_contributors=minimum_contributors
+    )
 
 
 def _number(task: Task, key: str) -> float:
@@ -164,6 +223,40 @@ def _is_train_answer(task: Task) -> bool:
     if task.stage is Stage.TRAIN:
         return True
     return task.stage is Stage.SECAGG_MASKED_INPUT and task.config.get("secagg_input") == "train"
+
+
+def _adaptive_clip(task: Task, *, mode: str, clip: float) -> AdaptiveClip | None:
+    """The round's adaptive clip if the task asks for adaptive clipping, its settings checked."""
+    if "dp_count_noise" not in task.config:
+        return None
+    if mode == "local":
+        raise ConfigError(
+            "The task asks for adaptive clipping in 'local' mode, where this node's bit (whether "
+            "its update fit the clip) would leave without noise; refused."
+        )
+    count_noise = _number(task, "dp_count_noise")
+    return AdaptiveClip(clip=clip, count_noise_std=count_noise)
+
+
+def _scale(task: Task, adaptive: AdaptiveClip, *, mode: str, minimum: int) -> float:
+    """The report's factor: :func:`report_scale` for a secure input, else 1."""
+    if task.stage is not Stage.SECAGG_MASKED_INPUT:
+        return 1.0
+    return report_scale(
+        mode=mode,
+        count_noise=adaptive.count_noise_std,
+        minimum_contributors=minimum,
+        clipping_range=_number(task, "secagg_clipping_range"),
+    )
+
+
+def _report(adaptive: AdaptiveClip, *, norm: float, mode: str, minimum: int) -> float:
+    """The node's centred bit of its update's norm (before clipping), with its noise share."""
+    report = adaptive.report(norm)  # ±1/2
+    if mode == "distributed":
+        std = _count_noise_share(adaptive.count_noise_std, minimum)
+        report += float(gaussian_noise((), std=std, rng=noise_generator()))
+    return report
 
 
 def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: str) -> None:
@@ -207,6 +300,14 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
         rate = _number(task, "dp_sampling_rate")
         minimum = int(_number(task, "dp_min_contributors"))
         rounds = int(_number(task, "dp_rounds"))
+        if mode not in _MODES:
+            raise ConfigError(f"Unknown privacy mode {mode!r} in the task; refused.")
+        # Adaptive clipping's settings are checked before anything is recorded or computed.
+        adaptive = _adaptive_clip(task, mode=str(mode), clip=clip)
+        update_multiplier, scale = noise_multiplier, 1.0
+        if adaptive is not None:
+            update_multiplier = adaptive.update_noise_multiplier(noise_multiplier)
+            scale = _scale(task, adaptive, mode=str(mode), minimum=minimum)
         sampler = Sampler.for_rate(rate)
         last = ledger.last_round(dataset, job_id=task.job_id)
         if task.round_number > last:
@@ -218,21 +319,21 @@ def enable_differential_privacy(node: Node, *, ledger: PrivacyLedger, dataset: s
             through = max(rounds, task.round_number)
             event = PrivacyEvent(noise_multiplier, rate, through - last, sampler)
             ledger.spend(dataset, event, job_id=task.job_id, round_number=through)
-        update, _ = clip_l2(result.parameters.flatten(), clip=clip)
+        update, norm = clip_l2(result.parameters.flatten(), clip=clip)
         if mode in ("distributed", "local"):
             std = (
                 distributed_noise_std(
-                    noise_multiplier=noise_multiplier, clip=clip, minimum_contributors=minimum
+                    noise_multiplier=update_multiplier, clip=clip, minimum_contributors=minimum
                 )
                 if mode == "distributed"
                 else noise_multiplier * clip
             )
             update = update + gaussian_noise(update.shape, std=std, rng=noise_generator())
-        elif mode != "central":
-            raise ConfigError(f"Unknown privacy mode {mode!r} in the task; refused.")
-        return dataclasses.replace(
-            result, parameters=result.parameters.with_vector(update), num_examples=1, metrics={}
-        )
+        parameters = result.parameters.with_vector(update)
+        if adaptive is not None:
+            report = scale * _report(adaptive, norm=norm, mode=str(mode), minimum=minimum)
+            parameters = Parameters({**parameters, UNCLIPPED_REPORT: np.array([report])})
+        return dataclasses.replace(result, parameters=parameters, num_examples=1, metrics={})
 
     node.egress.install("privacy", private)
     node.register_settings(DP_SETTINGS)

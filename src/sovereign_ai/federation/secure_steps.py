@@ -27,6 +27,7 @@ from sovereign_ai.errors import (
     InvalidAnswerError,
     SecureAggregationError,
 )
+from sovereign_ai.federation.answers import ReportedTensor, train_reports, with_reports
 from sovereign_ai.federation.job import SecureAggregationSection
 from sovereign_ai.federation.secure_wire import (
     advert_from_tensors,
@@ -183,12 +184,16 @@ def modulus_bits(section: SecureAggregationSection, cohort_size: int) -> int:
 
 @dataclass(frozen=True)
 class AdvertiseKeysStep:
-    """Stage 1: choose the cohort and its graph; every cohort node advertises signed keys."""
+    """Stage 1: choose the cohort and its graph; every cohort node advertises signed keys.
+
+    A train input is the update followed by the strategy's ``reports`` (summed with it).
+    """
 
     job_id: str
     section: SecureAggregationSection
     input_stage: Stage
     choose_cohort: CohortChooser
+    reports: tuple[ReportedTensor, ...] = ()
 
     def run(self, state: RoundState, stages: StageRunner) -> None:
         """Open the round's session and keep the advertisements that arrived."""
@@ -213,7 +218,7 @@ class AdvertiseKeysStep:
             width = 1 + 2 * int(model["input_mean"].size)  # count, sums, sums of squares
             length = exact_length(width, modulus_bits=bits, cohort_size=len(cohort))
         else:
-            length = encoded_length(model.num_scalars)
+            length = encoded_length(with_reports(model, self.reports).num_scalars)
         session = CoordinatorSession(
             session=SessionId(self.job_id, state.round_number, state.attempt),
             graph=communication_graph(cohort, degree=neighbourhood.degree, rng=state.rng),
@@ -353,7 +358,11 @@ class UnmaskStep:
 
 @dataclass(frozen=True)
 class SecureAggregateStep:
-    """The strategy's next model from the unmasked example-weighted sum of the updates."""
+    """The strategy's next model from the unmasked example-weighted sum of the updates.
+
+    The mean handed to the strategy holds the model's tensors, then the strategy's reports
+    (:func:`~sovereign_ai.federation.answers.train_reports`), each the mean of the survivors'.
+    """
 
     strategy: Strategy
     section: SecureAggregationSection
@@ -365,7 +374,8 @@ class SecureAggregateStep:
             _unmasked(secure), clipping_range=self.section.clipping_range,
             quantisation_bits=self.section.quantisation_bits,
         )  # fmt: skip
-        mean = state.parameters.with_vector(weighted_sum / total_weight)
+        answer = with_reports(state.parameters, train_reports(self.strategy))
+        mean = answer.with_vector(weighted_sum / total_weight)
         summed = Result(
             job_id=secure.session.session.job_id,
             round_number=state.round_number, stage=Stage.TRAIN, node_id=SECURE_SUM_ID,
@@ -419,7 +429,7 @@ def secure_train_steps(
         )  # fmt: skip
 
     return [
-        AdvertiseKeysStep(job_id, section, Stage.TRAIN, cohort),
+        AdvertiseKeysStep(job_id, section, Stage.TRAIN, cohort, train_reports(strategy)),
         ShareKeysStep(),
         MaskedInputStep(Stage.TRAIN, section),
         UnmaskStep(minimum=strategy.min_train_nodes),

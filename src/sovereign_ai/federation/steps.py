@@ -28,6 +28,7 @@ from sovereign_ai.federation.answers import (
     check_evaluation,
     check_statistics,
     check_update,
+    train_reports,
 )
 from sovereign_ai.federation.workflow import RoundState, StageResults, StageRunner
 
@@ -155,9 +156,10 @@ class TrainStep:
             then as before).
         """
         parameters = state.parameters
+        reports = train_reports(self.strategy)
 
         def accept(result: Result) -> Result:
-            return check_update(result, model=parameters, rules=self.rules)
+            return check_update(result, model=parameters, rules=self.rules, reports=reports)
 
         instructions = self.strategy.configure_train(
             round_number=state.round_number,

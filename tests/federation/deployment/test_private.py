@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from sovereign_ai.data import load_builtin
+from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.local_processes import LocalFederation
 from sovereign_ai.federation.private_node import LEDGER_FILE
 from sovereign_ai.privacy import PrivacyEvent, PrivacyLedger, Sampler, epsilon_spent
 
-from .conftest import start_nodes, write_job
+from .conftest import NODES, start_nodes, write_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
@@ -105,3 +106,46 @@ def test_dpsgd_on_every_site_spends_exactly_the_target_in_each_ledger(
             entries = ledger.entries(f"{name}-patients")
             assert [e.what for e in entries] == ["dpsgd", "dpsgd"]
             assert ledger.spent(f"{name}-patients") == pytest.approx(4.0, rel=0.01)
+
+
+def test_adaptive_clipping_over_real_processes_moves_the_clip_within_the_same_spend(
+    federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Distributed noise with secure aggregation: each site's bit, noised with its share, travels
+    # masked with its update. The clip starts far below every update's norm, so it must grow;
+    # z = 0.2 with σ_b = 0.2 keeps the summed bits' noise small enough to say so for sure.
+    for name in NODES:
+        config = federation.node_kit(name) / "node.toml"
+        config.write_text(
+            config.read_text() + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = 1000\n'
+        )
+    job = write_job(tmp_path, rounds=2, epochs=1)
+    text = job.read_text().replace(
+        "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
+    )
+    text += (
+        "\n[secure_aggregation]\nenabled = true\n"
+        '\n[privacy]\nmode = "distributed"\nnoise_multiplier = 0.2\nclip = 0.001\n'
+        'clipping = "adaptive"\ncount_noise = 0.2\n'
+    )
+    job.write_text(text)
+    federation.start_coordinator(job)
+    start_nodes(federation, node_files)
+    assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(
+        "coordinator", lines=80
+    )
+    rounds = json.loads(federation.run.metrics.read_text())["rounds"]
+    assert [sorted(r["answered"]) for r in rounds] == [sorted(NODES)] * 2
+
+    store = CheckpointStore(federation.run.state)
+    try:
+        latest = store.latest()
+    finally:
+        store.close()
+    assert latest is not None and latest.round_number == 2
+    assert float(latest.strategy_state["adaptive_clip"][0]) > 0.001 * 1.1
+
+    expected = epsilon_spent([PrivacyEvent(0.2, 1.0, 2, Sampler.FULL)], delta=1e-5)
+    for name in NODES:  # bits and updates: the one event of z per round, as with a fixed clip
+        with PrivacyLedger(federation.node_kit(name) / LEDGER_FILE) as ledger:
+            assert ledger.spent(f"{name}-patients") == pytest.approx(expected)

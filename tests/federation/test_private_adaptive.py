@@ -234,8 +234,8 @@ def test_the_node_splits_the_noise_multiplier_and_accounts_one_event_of_the_tota
     assert np.mean(bits) == pytest.approx(0.5, abs=0.02)
     assert np.std(bits) == pytest.approx(0.75 / 2, rel=0.06)  # σ_b / sqrt(n_min)
 
-    (entry,) = ledger.entries("a")  # one event for round 1, of the job's total z
-    assert (entry.event.noise_multiplier, entry.event.steps) == (1.0, 1)
+    (entry,) = ledger.entries("a")  # one event, the job's 100 rounds reserved, of the total z
+    assert (entry.event.noise_multiplier, entry.event.steps) == (1.0, 100)
 
 
 def test_the_node_refuses_a_count_noise_that_would_leave_less_noise_than_accounted(

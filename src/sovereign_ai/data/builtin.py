@@ -10,6 +10,7 @@ import importlib
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,14 @@ def builtin_names() -> tuple[str, ...]:
     return tuple(sorted(_LOADERS))
 
 
+def _sklearn_bunch(name: str) -> Any:
+    """scikit-learn's bunch of a bundled dataset (rows, names and description)."""
+    loader_name = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader_name is None:
+        raise UnknownNameError("dataset", str(name), builtin_names())
+    return getattr(importlib.import_module("sklearn.datasets"), loader_name)()
+
+
 def load_builtin(name: str) -> Dataset:
     """Load a dataset bundled with scikit-learn by name.
 
@@ -66,10 +75,7 @@ def load_builtin(name: str) -> Dataset:
     >>> load_builtin("iris").num_examples
     150
     """
-    loader_name = _LOADERS.get(name) if isinstance(name, str) else None
-    if loader_name is None:
-        raise UnknownNameError("dataset", str(name), builtin_names())
-    bunch = getattr(importlib.import_module("sklearn.datasets"), loader_name)()
+    bunch = _sklearn_bunch(name)
     return Dataset(
         name=name,
         features=np.asarray(bunch.data, dtype=np.float32),  # (n, d)
@@ -108,10 +114,7 @@ def published_scaling(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     DataError
         If the description's table of ranges cannot be read.
     """
-    loader_name = _LOADERS.get(name) if isinstance(name, str) else None
-    if loader_name is None:
-        raise UnknownNameError("dataset", str(name), builtin_names())
-    bunch = getattr(importlib.import_module("sklearn.datasets"), loader_name)()
+    bunch = _sklearn_bunch(name)
     width = len(bunch.feature_names)
     if name == "digits":
         ranges = [_DIGITS_PIXELS] * width

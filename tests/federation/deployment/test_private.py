@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sovereign_ai.data import load_builtin
+from sovereign_ai.data import published_scaling
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.local_processes import LocalFederation
 from sovereign_ai.federation.private_node import LEDGER_FILE
@@ -28,29 +28,40 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 BUDGETS = {"north": 50.0, "south": 50.0, "central": 0.1}
 
 
-def private_job(folder: Path) -> Path:
-    job = write_job(folder, rounds=3, epochs=2)
+def set_budgets(federation: LocalFederation, budgets: dict[str, float]) -> None:
+    """Each site's owner writes its budget into its kit's node.toml."""
+    for name, budget in budgets.items():
+        config = federation.node_kit(name) / "node.toml"
+        config.write_text(
+            config.read_text()
+            + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = {budget}\n'
+        )
+
+
+def private_job(
+    folder: Path, privacy: str, *, rounds: int = 3, epochs: int = 2, scaled: bool = False
+) -> Path:
+    """The sites' job with secure aggregation, ``privacy`` as its [privacy] body, and no pooled
+    statistics (with ``scaled``, the public scaling of the dataset in [model])."""
+    job = write_job(folder, rounds=rounds, epochs=epochs)
     text = job.read_text().replace(
         "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
     )
-    text += (
-        "\n[secure_aggregation]\nenabled = true\n"
-        '\n[privacy]\nmode = "distributed"\nnoise_multiplier = 1.0\nclip = 0.01\n'
-    )
-    job.write_text(text)
+    if scaled:
+        means, spreads = published_scaling("breast_cancer")
+        text = text.replace(
+            "num_classes = 2\n",
+            f"num_classes = 2\ninput_mean = {list(means)}\ninput_std = {list(spreads)}\n",
+        )
+    job.write_text(text + f"\n[secure_aggregation]\nenabled = true\n\n[privacy]\n{privacy}")
     return job
 
 
 def test_a_private_secure_job_is_accounted_in_each_nodes_own_ledger(
     federation: LocalFederation, node_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    for name, budget in BUDGETS.items():
-        config = federation.node_kit(name) / "node.toml"
-        config.write_text(
-            config.read_text()
-            + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = {budget}\n'
-        )
-    job = private_job(tmp_path)
+    set_budgets(federation, BUDGETS)
+    job = private_job(tmp_path, 'mode = "distributed"\nnoise_multiplier = 1.0\nclip = 0.01\n')
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(
@@ -74,26 +85,11 @@ def test_dpsgd_on_every_site_spends_exactly_the_target_in_each_ledger(
 ) -> None:
     """Sample-level DP over real processes, with secure aggregation: each site calibrates the
     job's target ε for its own rows, trains with DP-SGD and records each round before training."""
-    for name in BUDGETS:
-        config = federation.node_kit(name) / "node.toml"
-        config.write_text(
-            config.read_text() + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = 10.0\n'
-        )
-    features = load_builtin("breast_cancer").features  # the "data dictionary": public ranges
-    job = write_job(tmp_path, rounds=2, epochs=1)
-    text = job.read_text().replace(
-        "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
-    )
-    text = text.replace(
-        "num_classes = 2\n",
-        f"num_classes = 2\ninput_mean = {features.mean(axis=0).tolist()}\n"
-        f"input_std = {features.std(axis=0).tolist()}\n",
-    )
-    text += (
-        "\n[secure_aggregation]\nenabled = true\n"
-        '\n[privacy]\nmode = "dpsgd"\ntarget_epsilon = 4.0\nclip = 1.0\n'
-    )
-    job.write_text(text)
+    set_budgets(federation, dict.fromkeys(BUDGETS, 10.0))
+    job = private_job(
+        tmp_path, 'mode = "dpsgd"\ntarget_epsilon = 4.0\nclip = 1.0\n', rounds=2, epochs=1,
+        scaled=True,
+    )  # fmt: skip
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(
@@ -114,21 +110,12 @@ def test_adaptive_clipping_over_real_processes_moves_the_clip_within_the_same_sp
     # Distributed noise with secure aggregation: each site's bit, noised with its share, travels
     # masked with its update. The clip starts far below every update's norm, so it must grow;
     # z = 0.2 with σ_b = 0.2 keeps the summed bits' noise small enough to say so for sure.
-    for name in NODES:
-        config = federation.node_kit(name) / "node.toml"
-        config.write_text(
-            config.read_text() + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = 1000\n'
-        )
-    job = write_job(tmp_path, rounds=2, epochs=1)
-    text = job.read_text().replace(
-        "[coordinator]\n", "[coordinator]\nstandardize_features = false\n"
-    )
-    text += (
-        "\n[secure_aggregation]\nenabled = true\n"
-        '\n[privacy]\nmode = "distributed"\nnoise_multiplier = 0.2\nclip = 0.001\n'
+    set_budgets(federation, dict.fromkeys(NODES, 1000.0))
+    privacy = (
+        'mode = "distributed"\nnoise_multiplier = 0.2\nclip = 0.001\n'
         'clipping = "adaptive"\ncount_noise = 0.2\n'
     )
-    job.write_text(text)
+    job = private_job(tmp_path, privacy, rounds=2, epochs=1)
     federation.start_coordinator(job)
     start_nodes(federation, node_files)
     assert federation.wait_for_coordinator(timeout_s=240) == 0, federation.tail(

@@ -16,6 +16,7 @@ PACKAGES = [
     "sovereign_ai.strategies",
     "sovereign_ai.secagg",
     "sovereign_ai.privacy",
+    "sovereign_ai.governance",
     "sovereign_ai.pki",
     "sovereign_ai.federation",
     "sovereign_ai.federation.transports",

@@ -21,6 +21,7 @@ knows nothing of this package still behaves.
     │       ├── BelowThresholdError          fewer shares or survivors than the threshold t
     │       └── ShareAuthenticationError     an encrypted share was tampered with or misaddressed
     ├── PrivacyBudgetError                   a data owner's privacy budget refuses a job or a round
+    ├── AuditError                           an audit log or a proof of it does not verify
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "AggregationError",
+    "AuditError",
     "AuthenticationError",
     "BelowThresholdError",
     "CheckpointError",
@@ -211,6 +213,10 @@ class PrivacyBudgetError(SovereignError):
             f"ε = {budget:g}. Refused. Ask for fewer rounds or more noise, or have the data "
             "owner raise 'max_epsilon'."
         )
+
+
+class AuditError(SovereignError):
+    """An audit log cannot be read, does not verify, or a proof does not check out."""
 
 
 class CheckpointError(SovereignError):

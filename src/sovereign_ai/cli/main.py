@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from sovereign_ai.cli.audit import audit_app
 from sovereign_ai.cli.coordinator import coordinator_app
 from sovereign_ai.cli.demo import demo
 from sovereign_ai.cli.node import node_app
@@ -38,6 +39,7 @@ app.add_typer(provision_app, name="provision")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(node_app, name="node")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback()

@@ -27,6 +27,7 @@ from sovereign_ai.errors import AuthenticationError, SecureAggregationError
 from sovereign_ai.pki.ca import CertificateAuthority, resolve_now
 from sovereign_ai.pki.certificates import (
     Role,
+    certificate_identity,
     certificate_to_pem,
     private_key_to_pem,
     read_certificate,
@@ -38,6 +39,7 @@ __all__ = [
     "FederationIdentities",
     "IdentitySigner",
     "NodeSignatureVerifier",
+    "certificate_holder",
     "ephemeral_federation",
 ]
 
@@ -200,3 +202,28 @@ def ephemeral_federation(federation: str, node_ids: Sequence[str]) -> Federation
             private_key=issued.private_key, certificate=certificate_to_pem(issued.certificate)
         )
     return FederationIdentities(NodeSignatureVerifier(ca=ca.certificate), signers)
+
+
+def certificate_holder(certificate: bytes, *, ca_pem: bytes, at: dt.datetime) -> str:
+    """The name of the party (node or coordinator) the federation CA certified in ``certificate``.
+
+    Parameters
+    ----------
+    certificate
+        The party's certificate, PEM.
+    ca_pem
+        The federation CA's certificate, PEM.
+    at
+        When the certificate had to be valid (for a signed statement: when it was signed).
+
+    Raises
+    ------
+    AuthenticationError
+        If either certificate is unreadable, the CA did not issue it, or it was not valid then.
+    """
+    try:
+        ca = read_certificate(ca_pem)
+        role = certificate_identity(read_certificate(certificate)).role
+    except ValueError as exc:
+        raise AuthenticationError(f"The certificate or the CA cannot be read: {exc}.") from exc
+    return _check_chain(certificate, ca=ca, role=role, at=at)[1]

@@ -1,0 +1,603 @@
+"""A party's audit log: append-only entries in SQLite, an RFC 9162 Merkle tree over them, and
+checkpoints of its head signed with the party's certificate key.
+
+Each entry is one JSON object (its kind, job, round, time and body) hashed as a leaf of the tree.
+The row keeps its leaf hash and the tree head after it, so editing a row by hand shows at that
+row; a checkpoint signs (party, size, head, time), so rewriting rows *and* their hashes shows at
+the first checkpoint after the change, which nobody without the party's key can re-sign. A proof
+(:func:`prove`) carries one entry, its inclusion path and a signed checkpoint: a third party checks
+it offline (:func:`check_proof`) with the party's certificate alone.
+
+Writes are single SQLite transactions in WAL mode with ``synchronous = FULL``: once
+:meth:`AuditLog.append` returns, the entry is on disk, before whatever it records is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from sovereign_ai.errors import AuditError
+from sovereign_ai.governance.merkle import (
+    MerkleFrontier,
+    inclusion_proof,
+    leaf_hash,
+    verify_inclusion,
+)
+
+__all__ = [
+    "AUDIT_FILE",
+    "AuditEntry",
+    "AuditLog",
+    "AuditSigner",
+    "Checkpoint",
+    "VerifyReport",
+    "check_proof",
+    "prove",
+    "read_entries",
+    "verify_log",
+]
+
+AUDIT_FILE = "audit-log.sqlite"
+"""The log's file name in a party's kit folder."""
+
+_FORMAT = "sovereign-audit/1"
+_PROOF_FORMAT = "sovereign-audit-proof/1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    job_id TEXT,
+    round_number INTEGER,
+    recorded_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    leaf BLOB NOT NULL,
+    head BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, seq);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    head BLOB NOT NULL,
+    signed_at TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+"""
+
+
+class AuditSigner(Protocol):
+    """Signs checkpoints: a party's certificate (PEM) and its key (e.g. ``pki.IdentitySigner``)."""
+
+    @property
+    def certificate(self) -> bytes:
+        """The party's certificate, PEM."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """A signature of ``message`` with the certificate's key."""
+        ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded event.
+
+    Parameters
+    ----------
+    seq
+        Its index in the log (from 0), and its leaf index in the tree.
+    kind
+        What happened, e.g. ``"egress"``, ``"task"``, ``"job.refused"``.
+    job_id, round_number
+        The job and round it belongs to, if any.
+    recorded_at
+        UTC time, ISO 8601.
+    body
+        The details (JSON object).
+    """
+
+    seq: int
+    kind: str
+    job_id: str | None
+    round_number: int | None
+    recorded_at: str
+    body: Mapping[str, Any]
+
+    def leaf_data(self) -> bytes:
+        """The bytes hashed as the entry's leaf: canonical JSON of every field."""
+        return _canonical(
+            {
+                "seq": self.seq,
+                "kind": self.kind,
+                "job": self.job_id,
+                "round": self.round_number,
+                "at": self.recorded_at,
+                "body": self.body,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement: the log of ``party`` had ``tree_size`` entries of head ``head``."""
+
+    party: str
+    tree_size: int
+    head: bytes
+    signed_at: str
+    certificate: bytes
+    signature: bytes
+
+    def message(self) -> bytes:
+        """The bytes signed: format, party, size, head and time, one per line."""
+        lines = [_FORMAT, self.party, str(self.tree_size), self.head.hex(), self.signed_at]
+        return "\n".join(lines).encode()
+
+    def check_signature(self) -> None:
+        """Return if the certificate's key signed :meth:`message`.
+
+        Raises
+        ------
+        AuditError
+            If the certificate is unreadable or the signature does not verify.
+        """
+        try:
+            public_key = x509.load_pem_x509_certificate(self.certificate).public_key()
+        except ValueError as exc:
+            raise AuditError(f"The checkpoint's certificate is unreadable: {exc}.") from exc
+        try:
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(self.signature, self.message(), ec.ECDSA(hashes.SHA256()))
+            elif isinstance(public_key, ed25519.Ed25519PublicKey):
+                public_key.verify(self.signature, self.message())
+            else:
+                raise AuditError(
+                    "The checkpoint's certificate holds neither an EC nor an Ed25519 key."
+                )
+        except InvalidSignature as exc:
+            raise AuditError(
+                f"The checkpoint of size {self.tree_size} is not signed by its certificate's key: "
+                "it was forged or altered."
+            ) from exc
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify_log` found.
+
+    Parameters
+    ----------
+    party
+        Whose log it is.
+    entries
+        Entries in the log.
+    checkpoints
+        Signed checkpoints that verified.
+    signed_through
+        Entries covered by the latest good checkpoint; later ones are not signed yet.
+    first_bad
+        The first entry found removed, altered or out of order (``None`` if none).
+    problem
+        What is wrong, in words ("" if nothing).
+    """
+
+    party: str
+    entries: int
+    checkpoints: int
+    signed_through: int
+    first_bad: int | None
+    problem: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the log verified."""
+        return not self.problem
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    if not create and not path.is_file():
+        raise AuditError(f"No audit log at {path}.")
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        if create:
+            db.executescript(_SCHEMA)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise AuditError(
+            f"{path} is not a readable audit log ({exc}): the file is damaged or truncated."
+        ) from exc
+    if not {"meta", "entries", "checkpoints"} <= tables:
+        db.close()
+        raise AuditError(f"{path} is not an audit log: its tables are missing.")
+    return db
+
+
+class AuditLog:
+    """A party's append-only audit log in one SQLite file.
+
+    Parameters
+    ----------
+    path
+        The file, e.g. ``<kit>/audit-log.sqlite``; created if missing.
+    party
+        The party's name (a node id, or ``coordinator``); must match the file's.
+    signer
+        Signs checkpoints with the party's certificate key.
+
+    Raises
+    ------
+    AuditError
+        If the file is not an audit log, belongs to another party, or is damaged.
+    """
+
+    def __init__(self, path: str | Path, *, party: str, signer: AuditSigner) -> None:
+        self.path = Path(path)
+        self.party = party
+        self._signer = signer
+        self._lock = threading.RLock()
+        self._db = _connect(self.path, create=True)
+        try:
+            with self._transaction() as db:
+                stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+                if not stored:
+                    db.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [
+                            ("format", _FORMAT),
+                            ("party", party),
+                            ("frontier", '{"size":0,"heads":[]}'),
+                        ],
+                    )
+                    stored = {
+                        "format": _FORMAT,
+                        "party": party,
+                        "frontier": '{"size":0,"heads":[]}',
+                    }
+            if stored.get("format") != _FORMAT or stored.get("party") != party:
+                raise AuditError(
+                    f"{self.path} is the audit log of {stored.get('party')!r} "
+                    f"({stored.get('format')}), not of {party!r}."
+                )
+            frontier = json.loads(stored["frontier"])
+            self._frontier = MerkleFrontier(
+                frontier["size"], [bytes.fromhex(h) for h in frontier["heads"]]
+            )
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def size(self) -> int:
+        """The number of entries."""
+        return self._frontier.size
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def append(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        job_id: str | None = None,
+        round_number: int | None = None,
+    ) -> AuditEntry:
+        """Record an event; it is on disk when this returns.
+
+        Raises
+        ------
+        AuditError
+            If ``body`` is not a JSON object.
+        """
+        try:
+            _canonical(body)
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"An audit entry's body must be JSON: {exc}.") from exc
+        with self._transaction() as db:
+            entry = AuditEntry(self._frontier.size, kind, job_id, round_number, _now(), dict(body))
+            leaf = leaf_hash(entry.leaf_data())
+            frontier = MerkleFrontier(self._frontier.size, self._frontier.heads)
+            frontier.append(leaf)
+            db.execute(
+                "INSERT INTO entries (seq, kind, job_id, round_number, recorded_at, body, leaf, "
+                "head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.seq, kind, job_id, round_number, entry.recorded_at,
+                 _canonical(entry.body).decode(), leaf, frontier.root()),
+            )  # fmt: skip
+            state = {"size": frontier.size, "heads": [h.hex() for h in frontier.heads]}
+            db.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (json.dumps(state),))
+        self._frontier = frontier  # only once the transaction committed
+        return entry
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the current head and keep the signature in the log."""
+        with self._transaction() as db:
+            signed = Checkpoint(
+                self.party, self._frontier.size, self._frontier.root(), _now(),
+                self._signer.certificate, b"",
+            )  # fmt: skip
+            signature = self._signer.sign(signed.message())
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints (tree_size, head, signed_at, certificate, "
+                "signature) VALUES (?, ?, ?, ?, ?)",
+                (signed.tree_size, signed.head, signed.signed_at, signed.certificate, signature),
+            )
+        return Checkpoint(
+            signed.party, signed.tree_size, signed.head, signed.signed_at, signed.certificate,
+            signature,
+        )  # fmt: skip
+
+
+def read_entries(path: str | Path, *, job_id: str | None = None) -> list[AuditEntry]:
+    """Every entry of the log at ``path`` (of one job, if given), in order.
+
+    Raises
+    ------
+    AuditError
+        If the file is missing, damaged or not an audit log.
+    """
+    db = _connect(Path(path), create=False)
+    try:
+        query = "SELECT seq, kind, job_id, round_number, recorded_at, body FROM entries"
+        rows = (
+            db.execute(query + " WHERE job_id = ? ORDER BY seq", (job_id,))
+            if job_id is not None
+            else db.execute(query + " ORDER BY seq")
+        )
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        raise AuditError(f"{path} cannot be read as an audit log: {exc}.") from exc
+    finally:
+        db.close()
+
+
+def _checkpoints(db: sqlite3.Connection, party: str) -> list[Checkpoint]:
+    rows = db.execute(
+        "SELECT tree_size, head, signed_at, certificate, signature FROM checkpoints "
+        "ORDER BY tree_size"
+    )
+    return [Checkpoint(party, int(r[0]), bytes(r[1]), r[2], bytes(r[3]), bytes(r[4])) for r in rows]
+
+
+@dataclass
+class _Replay:
+    """The tree rebuilt from a log's rows, up to the first bad one."""
+
+    frontier: MerkleFrontier
+    heads: dict[int, bytes]  # tree size -> head, at the sizes checkpoints sign
+    first_bad: int | None = None
+    problem: str = ""
+
+
+def _replay(rows: Iterator[Any], wanted: set[int]) -> _Replay:
+    """Rehash every row in order, stopping at the first missing, altered or misplaced one."""
+    replay = _Replay(MerkleFrontier(), {0: MerkleFrontier().root()})
+    frontier = replay.frontier
+    for seq, kind, job_id, round_number, at, body, leaf, head in rows:
+        if seq != frontier.size:
+            replay.first_bad = frontier.size
+            replay.problem = f"entry {frontier.size} is missing: entries were removed"
+            return replay
+        entry = AuditEntry(seq, kind, job_id, round_number, at, json.loads(body))
+        computed = leaf_hash(entry.leaf_data())
+        frontier.append(computed)
+        if computed != bytes(leaf):
+            replay.first_bad = seq
+            replay.problem = f"entry {seq} was altered or moved: it no longer hashes to its leaf"
+            return replay
+        if frontier.root() != bytes(head):
+            replay.first_bad = seq
+            replay.problem = (
+                f"entry {seq} no longer fits the entries before it: it, or an earlier one "
+                "rewritten together with its hashes, was changed"
+            )
+            return replay
+        if frontier.size in wanted:
+            replay.heads[frontier.size] = frontier.root()
+    return replay
+
+
+def _first_bad_checkpoint(
+    checkpoints: list[Checkpoint], replay: _Replay
+) -> tuple[int, int, int | None, str]:
+    """``(good, signed_through, first_bad, problem)`` over the checkpoints, in size order."""
+    good, signed_through = 0, 0
+    for checkpoint in checkpoints:
+        head = replay.heads.get(checkpoint.tree_size)
+        if head is None:
+            size = replay.frontier.size
+            return (
+                good,
+                signed_through,
+                size,
+                (
+                    f"a checkpoint signs {checkpoint.tree_size} entries but only {size} check out: "
+                    "entries were removed from its end"
+                ),
+            )
+        try:
+            checkpoint.check_signature()
+        except AuditError as exc:
+            return good, signed_through, signed_through, str(exc)
+        if head != checkpoint.head:
+            return (
+                good,
+                signed_through,
+                signed_through,
+                (
+                    f"the checkpoint of size {checkpoint.tree_size} does not match the entries: "
+                    f"one of entries {signed_through} to {checkpoint.tree_size - 1} was changed "
+                    "after it was signed"
+                ),
+            )
+        good, signed_through = good + 1, checkpoint.tree_size
+    return good, signed_through, None, ""
+
+
+def verify_log(path: str | Path) -> VerifyReport:
+    """Recompute the log's tree from its entries and check every signed checkpoint.
+
+    Finds the first entry that is missing (a gap in the sequence), altered (its contents no
+    longer hash to its leaf, or the head after it differs) or out of order, and the first
+    checkpoint whose head the entries no longer give or whose signature fails. Entries after
+    the last checkpoint are reported as not yet signed: nothing yet binds them.
+
+    Raises
+    ------
+    AuditError
+        If the file is missing, damaged or not an audit log (never a silent pass).
+    """
+    db = _connect(Path(path), create=False)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        party = str(meta.get("party", "?"))
+        checkpoints = _checkpoints(db, party)
+        rows = db.execute(
+            "SELECT seq, kind, job_id, round_number, recorded_at, body, leaf, head FROM entries "
+            "ORDER BY seq"
+        )
+        replay = _replay(rows, {c.tree_size for c in checkpoints})
+        good, signed_through, first_bad, problem = _first_bad_checkpoint(checkpoints, replay)
+    except (sqlite3.DatabaseError, json.JSONDecodeError, KeyError, ValueError) as exc:
+        raise AuditError(f"{path} cannot be read as an audit log: {exc}.") from exc
+    finally:
+        db.close()
+    if replay.problem:  # a bad row comes first; checkpoints after it cannot be checked
+        first_bad, problem = replay.first_bad, replay.problem
+    return VerifyReport(party, replay.frontier.size, good, signed_through, first_bad, problem)
+
+
+def prove(path: str | Path, seq: int) -> dict[str, Any]:
+    """A proof that entry ``seq`` is in the log: the entry, its inclusion path to the head of
+    the latest signed checkpoint that covers it, and that checkpoint.
+
+    Raises
+    ------
+    AuditError
+        If the entry does not exist, no checkpoint covers it yet, or the log does not verify.
+    """
+    report = verify_log(path)
+    if not report.ok:
+        raise AuditError(f"The log does not verify, so it proves nothing: {report.problem}.")
+    db = _connect(Path(path), create=False)
+    try:
+        covering = [c for c in _checkpoints(db, report.party) if c.tree_size > seq]
+        if not 0 <= seq < report.entries:
+            raise AuditError(f"The log has no entry {seq}; it holds 0 to {report.entries - 1}.")
+        if not covering:
+            raise AuditError(
+                f"No signed checkpoint covers entry {seq} yet; sign one first (the node does at "
+                "the end of every job)."
+            )
+        checkpoint = covering[-1]
+        leaves = [
+            bytes(r[0])
+            for r in db.execute(
+                "SELECT leaf FROM entries WHERE seq < ? ORDER BY seq", (checkpoint.tree_size,)
+            )
+        ]
+        row = db.execute(
+            "SELECT kind, job_id, round_number, recorded_at, body FROM entries WHERE seq = ?",
+            (seq,),
+        ).fetchone()
+    finally:
+        db.close()
+    entry = {"seq": seq, "kind": row[0], "job": row[1], "round": row[2], "at": row[3],
+             "body": json.loads(row[4])}  # fmt: skip
+    return {
+        "format": _PROOF_FORMAT,
+        "entry": entry,
+        "inclusion": [h.hex() for h in inclusion_proof(seq, leaves)],
+        "checkpoint": {
+            "party": checkpoint.party,
+            "tree_size": checkpoint.tree_size,
+            "head": checkpoint.head.hex(),
+            "signed_at": checkpoint.signed_at,
+            "certificate": checkpoint.certificate.decode(),
+            "signature": base64.b64encode(checkpoint.signature).decode(),
+        },
+    }
+
+
+def check_proof(document: Mapping[str, Any]) -> tuple[Checkpoint, AuditEntry]:
+    """Check a proof from :func:`prove` offline: the entry's leaf is in the signed tree.
+
+    Returns
+    -------
+    tuple
+        The checkpoint (whose certificate the caller checks against the federation CA) and the
+        entry proven.
+
+    Raises
+    ------
+    AuditError
+        If the document is malformed, the entry is not in the tree the checkpoint signs, or the
+        signature does not verify.
+    """
+    try:
+        if document["format"] != _PROOF_FORMAT:
+            raise AuditError(f"Not an audit proof: format {document['format']!r}.")
+        raw, signed = document["entry"], document["checkpoint"]
+        entry = AuditEntry(
+            int(raw["seq"]), str(raw["kind"]), raw["job"], raw["round"], str(raw["at"]),
+            dict(raw["body"]),
+        )  # fmt: skip
+        checkpoint = Checkpoint(
+            str(signed["party"]), int(signed["tree_size"]), bytes.fromhex(signed["head"]),
+            str(signed["signed_at"]), str(signed["certificate"]).encode(),
+            base64.b64decode(signed["signature"], validate=True),
+        )  # fmt: skip
+        path = [bytes.fromhex(h) for h in document["inclusion"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditError(f"The proof is malformed: {exc!r}.") from exc
+    checkpoint.check_signature()
+    if not verify_inclusion(
+        entry.seq, checkpoint.tree_size, leaf_hash(entry.leaf_data()), path, checkpoint.head
+    ):
+        raise AuditError(
+            f"Entry {entry.seq} is not in the log whose head the checkpoint signs: the entry or "
+            "its path was altered, or it belongs to another log."
+        )
+    return checkpoint, entry

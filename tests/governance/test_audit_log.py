@@ -1,0 +1,226 @@
+"""The audit log: appends that survive reopening, verification that names the first bad entry
+whatever was done to the file, and proofs a third party checks offline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sovereign_ai.errors import AuditError
+from sovereign_ai.governance.audit_log import (
+    AuditLog,
+    check_proof,
+    prove,
+    read_entries,
+    verify_log,
+)
+from sovereign_ai.governance.merkle import MerkleFrontier, leaf_hash
+from sovereign_ai.pki.signing import IdentitySigner, ephemeral_federation
+
+FEDERATION = ephemeral_federation("audit-test", ["north", "south"])
+NORTH: IdentitySigner = FEDERATION.signers["north"]
+SOUTH: IdentitySigner = FEDERATION.signers["south"]
+
+
+def filled(path: Path, count: int = 10, *, checkpoint_every: int = 4) -> Path:
+    with AuditLog(path, party="north", signer=NORTH) as log:
+        for i in range(count):
+            log.append("egress", {"bytes": 100 + i, "sha256": f"{i:064x}"}, job_id="job-a",
+                       round_number=i // 3 + 1)  # fmt: skip
+            if (i + 1) % checkpoint_every == 0:
+                log.checkpoint()
+        log.checkpoint()
+    return path
+
+
+def sql(path: Path, statement: str, *args: object) -> None:
+    db = sqlite3.connect(path)
+    db.execute(statement, args)
+    db.commit()
+    db.close()
+
+
+def test_an_untouched_log_verifies_and_survives_reopening(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 10)
+    with AuditLog(path, party="north", signer=NORTH) as log:
+        assert log.size == 10
+        log.append("task", {"stage": "train"}, job_id="job-b", round_number=1)
+        log.checkpoint()
+    report = verify_log(path)
+    assert report.ok, report.problem
+    assert (report.entries, report.signed_through, report.checkpoints) == (11, 11, 4)
+    assert [e.seq for e in read_entries(path, job_id="job-b")] == [10]
+
+
+def test_a_log_belongs_to_one_party(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 2)
+    with pytest.raises(AuditError, match="audit log of 'north'"):
+        AuditLog(path, party="south", signer=SOUTH)
+
+
+def test_an_edited_entry_is_named(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    sql(path, "UPDATE entries SET body = ? WHERE seq = 6", json.dumps({"bytes": 1, "sha256": "0"}))
+    report = verify_log(path)
+    assert (report.ok, report.first_bad) == (False, 6)
+    assert "entry 6 was altered" in report.problem
+
+
+def test_a_deleted_entry_is_named(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    sql(path, "DELETE FROM entries WHERE seq = 3")
+    report = verify_log(path)
+    assert (report.ok, report.first_bad) == (False, 3)
+    assert "entry 3 is missing" in report.problem
+
+
+def test_reordered_entries_are_named(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    sql(path, "UPDATE entries SET seq = -1 WHERE seq = 4")
+    sql(path, "UPDATE entries SET seq = 4 WHERE seq = 5")
+    sql(path, "UPDATE entries SET seq = 5 WHERE seq = -1")
+    report = verify_log(path)
+    assert (report.ok, report.first_bad) == (False, 4)
+
+
+def test_entries_rewritten_with_their_hashes_fail_at_the_signed_checkpoint(
+    tmp_path: Path,
+) -> None:
+    path = filled(tmp_path / "audit.sqlite")  # checkpoints at 4, 8 and 10
+    # Someone with write access but not the key rewrites entry 5 and recomputes every hash.
+    frontier = MerkleFrontier()
+    db = sqlite3.connect(path)
+    for entry in read_entries(path):
+        body = {"bytes": 1, "sha256": "0"} if entry.seq == 5 else dict(entry.body)
+        forged = dataclasses.replace(entry, body=body)
+        leaf = leaf_hash(forged.leaf_data())
+        frontier.append(leaf)
+        db.execute(
+            "UPDATE entries SET body = ?, leaf = ?, head = ? WHERE seq = ?",
+            (json.dumps(body), leaf, frontier.root(), entry.seq),
+        )
+    db.commit()
+    db.close()
+    report = verify_log(path)
+    assert not report.ok
+    assert (report.first_bad, report.signed_through) == (4, 4)  # entries 4..7 are suspect
+    assert "checkpoint of size 8 does not match" in report.problem
+
+
+def test_a_forged_signature_is_caught(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    db = sqlite3.connect(path)
+    (signature,) = db.execute("SELECT signature FROM checkpoints WHERE tree_size = 8").fetchone()
+    db.close()
+    sql(path, "UPDATE checkpoints SET signature = ? WHERE tree_size = 8",
+        bytes([signature[0] ^ 1]) + signature[1:])  # fmt: skip
+    report = verify_log(path)
+    assert not report.ok and "not signed by its certificate's key" in report.problem
+
+
+def test_entries_cut_from_the_end_are_caught_by_the_last_checkpoint(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    sql(path, "DELETE FROM entries WHERE seq >= 9")
+    report = verify_log(path)
+    assert not report.ok and "removed from its end" in report.problem
+
+
+@pytest.mark.parametrize("cut", [0, 100, 4096])
+def test_a_truncated_file_is_an_error_never_a_pass(tmp_path: Path, cut: int) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    (tmp_path / "audit.sqlite-wal").unlink(missing_ok=True)
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(AuditError):
+        report = verify_log(path)
+        assert not report.ok  # if SQLite reads a cut file as empty, it must still not pass
+        raise AuditError(report.problem)
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="No audit log"):
+        verify_log(tmp_path / "nothing.sqlite")
+
+
+def test_a_proof_checks_offline_and_fails_when_altered(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite")
+    document = json.loads(json.dumps(prove(path, 6)))  # as written to a file and read back
+    checkpoint, entry = check_proof(document)
+    assert (entry.seq, checkpoint.tree_size, checkpoint.party) == (6, 10, "north")
+    assert checkpoint.certificate == NORTH.certificate
+
+    altered = json.loads(json.dumps(document))
+    altered["entry"]["body"]["bytes"] = 1
+    with pytest.raises(AuditError, match="not in the log"):
+        check_proof(altered)
+    moved = json.loads(json.dumps(document))
+    moved["entry"]["seq"] = 7
+    with pytest.raises(AuditError, match="not in the log"):
+        check_proof(moved)
+
+
+def test_a_proof_against_another_logs_checkpoint_is_rejected(tmp_path: Path) -> None:
+    north = prove(filled(tmp_path / "north.sqlite"), 2)
+    other = tmp_path / "south.sqlite"
+    with AuditLog(other, party="south", signer=SOUTH) as log:
+        for i in range(10):
+            log.append("egress", {"bytes": i}, job_id="job-z")
+        log.checkpoint()
+    south = prove(other, 2)
+    mixed = {**north, "checkpoint": south["checkpoint"]}
+    with pytest.raises(AuditError, match="not in the log"):
+        check_proof(mixed)
+    claimed = {**north, "checkpoint": {**north["checkpoint"], "party": "south"}}
+    with pytest.raises(AuditError, match="not signed"):
+        check_proof(claimed)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{}, {"format": "x"}, {"format": "sovereign-audit-proof/1", "entry": 3}],
+)
+def test_a_malformed_proof_is_an_error(document: dict[str, object]) -> None:
+    with pytest.raises(AuditError):
+        check_proof(document)
+
+
+def test_no_proof_before_a_checkpoint_covers_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    with AuditLog(path, party="north", signer=NORTH) as log:
+        log.append("task", {})
+    with pytest.raises(AuditError, match="No signed checkpoint covers entry 0"):
+        prove(path, 0)
+    with pytest.raises(AuditError, match="no entry 5"):
+        prove(path, 5)
+
+
+def test_a_body_that_is_not_json_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with AuditLog(tmp_path / "audit.sqlite", party="north", signer=NORTH) as log:
+        with pytest.raises(AuditError, match="JSON"):
+            log.append("egress", {"bad": object()})
+        assert log.size == 0
+        log.append("egress", {"ok": 1})
+    assert verify_log(tmp_path / "audit.sqlite").entries == 1
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(count=st.integers(2, 30), data=st.data())
+def test_any_single_edit_is_found_at_the_entry_edited(
+    tmp_path_factory: pytest.TempPathFactory, count: int, data: st.DataObject
+) -> None:
+    path = filled(tmp_path_factory.mktemp("log") / "audit.sqlite", count, checkpoint_every=5)
+    target = data.draw(st.integers(0, count - 1))
+    column = data.draw(st.sampled_from(["body", "kind", "job_id", "round_number", "recorded_at"]))
+    value = {"body": '{"bytes":0}', "kind": "nothing", "job_id": "job-x", "round_number": 99,
+             "recorded_at": "2020-01-01T00:00:00"}[column]  # fmt: skip
+    sql(path, f"UPDATE entries SET {column} = ? WHERE seq = ?", value, target)
+    report = verify_log(path)
+    assert (report.ok, report.first_bad) == (False, target)

@@ -224,3 +224,20 @@ def test_any_single_edit_is_found_at_the_entry_edited(
     sql(path, f"UPDATE entries SET {column} = ? WHERE seq = ?", value, target)
     report = verify_log(path)
     assert (report.ok, report.first_bad) == (False, target)
+
+
+def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    with AuditLog(path, party="north", signer=NORTH) as log:
+        log.append("task", {"n": 0})
+        with pytest.raises(RuntimeError), log.batch():
+            log.append("egress", {"n": 1})
+            log.append("egress", {"n": 2})
+            raise RuntimeError("the send failed")
+        assert log.size == 1
+        with log.batch():
+            log.append("egress", {"n": 3})
+            log.append("egress", {"n": 4})
+        log.checkpoint()
+    assert [e.body["n"] for e in read_entries(path)] == [0, 3, 4]
+    assert verify_log(path).ok

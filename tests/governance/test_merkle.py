@@ -144,3 +144,15 @@ def test_a_rewritten_entry_changes_every_later_head() -> None:
 def test_a_frontier_refuses_heads_that_cannot_stand_for_its_size(size: int, count: int) -> None:
     with pytest.raises(ValueError, match="cannot stand for"):
         MerkleFrontier(size, [EMPTY_ROOT] * count)
+
+
+@given(data=st.lists(st.binary(max_size=40), min_size=1, max_size=60))
+def test_heads_agree_with_pymerkle_an_independent_implementation(data: list[bytes]) -> None:
+    from pymerkle import InmemoryTree
+
+    theirs = InmemoryTree(algorithm="sha256")
+    ours = MerkleFrontier()
+    for item in data:
+        theirs.append_entry(item)
+        ours.append(leaf_hash(item))
+        assert ours.root() == theirs.get_root()

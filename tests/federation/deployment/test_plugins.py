@@ -160,6 +160,10 @@ def test_a_federation_trains_a_plugin_model_over_grpc(
     # The same job in one process, from the same files: the deployment changed nothing. Torch on
     # one thread, as in every `sovereign` process: layer norm sums in another order on two.
     spec = load_job_spec(job)
+    # Two sites here: waiting for the deployment's three would cost wait_for_nodes_s per round
+    # (an operational setting, outside the job's digest and its model).
+    coordinator = spec.coordinator.model_copy(update={"wait_for_nodes": 0})
+    spec = spec.model_copy(update={"coordinator": coordinator})
     nodes = [
         node_from_dataset(
             name, load_file(node_files[name], label=LABEL, classes=CLASSES.split(","))

@@ -35,7 +35,7 @@ def test_verify_says_ok_then_names_the_entry_someone_edited(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "OK" in result.output and "5 entries" in result.output
     db = sqlite3.connect(kit / AUDIT_FILE)
-    db.execute("UPDATE entries SET body = '{\"bytes\":1}' WHERE seq = 3")
+    db.execute("UPDATE entries SET entry = replace(entry, '1000', '1') WHERE seq = 3")
     db.commit()
     db.close()
     result = runner.invoke(app, ["audit", "verify", "--kit", str(kit)])

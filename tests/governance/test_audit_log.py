@@ -66,7 +66,10 @@ def test_a_log_belongs_to_one_party(tmp_path: Path) -> None:
 
 def test_an_edited_entry_is_named(tmp_path: Path) -> None:
     path = filled(tmp_path / "audit.sqlite")
-    sql(path, "UPDATE entries SET body = ? WHERE seq = 6", json.dumps({"bytes": 1, "sha256": "0"}))
+    sql(
+        path,
+        "UPDATE entries SET entry = replace(entry, '\"bytes\":106', '\"bytes\":1') WHERE seq = 6",
+    )
     report = verify_log(path)
     assert (report.ok, report.first_bad) == (False, 6)
     assert "entry 6 was altered" in report.problem
@@ -102,8 +105,8 @@ def test_entries_rewritten_with_their_hashes_fail_at_the_signed_checkpoint(
         leaf = leaf_hash(forged.leaf_data())
         frontier.append(leaf)
         db.execute(
-            "UPDATE entries SET body = ?, leaf = ?, head = ? WHERE seq = ?",
-            (json.dumps(body), leaf, frontier.root(), entry.seq),
+            "UPDATE entries SET entry = ?, leaf = ?, head = ? WHERE seq = ?",
+            (forged.leaf_data().decode(), leaf, frontier.root(), entry.seq),
         )
     db.commit()
     db.close()
@@ -218,26 +221,32 @@ def test_any_single_edit_is_found_at_the_entry_edited(
 ) -> None:
     path = filled(tmp_path_factory.mktemp("log") / "audit.sqlite", count, checkpoint_every=5)
     target = data.draw(st.integers(0, count - 1))
-    column = data.draw(st.sampled_from(["body", "kind", "job_id", "round_number", "recorded_at"]))
-    value = {"body": '{"bytes":0}', "kind": "nothing", "job_id": "job-x", "round_number": 99,
-             "recorded_at": "2020-01-01T00:00:00"}[column]  # fmt: skip
-    sql(path, f"UPDATE entries SET {column} = ? WHERE seq = ?", value, target)
+    field = data.draw(st.sampled_from(["body", "kind", "job", "round", "at"]))
+    value = {"body": {"bytes": 0}, "kind": "nothing", "job": "job-x", "round": 99,
+             "at": "2020-01-01T00:00:00"}[field]  # fmt: skip
+    db = sqlite3.connect(path)
+    (text,) = db.execute("SELECT entry FROM entries WHERE seq = ?", (target,)).fetchone()
+    edited = {**json.loads(text), field: value}
+    canonical = json.dumps(edited, sort_keys=True, separators=(",", ":"))
+    db.execute("UPDATE entries SET entry = ? WHERE seq = ?", (canonical, target))
+    db.commit()
+    db.close()
     report = verify_log(path)
     assert (report.ok, report.first_bad) == (False, target)
 
 
-def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+def test_an_edit_deep_in_a_long_log_is_named_at_its_row(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     with AuditLog(path, party="north", signer=NORTH) as log:
-        log.append("task", {"n": 0})
-        with pytest.raises(RuntimeError), log.batch():
-            log.append("egress", {"n": 1})
-            log.append("egress", {"n": 2})
-            raise RuntimeError("the send failed")
-        assert log.size == 1
         with log.batch():
-            log.append("egress", {"n": 3})
-            log.append("egress", {"n": 4})
+            for i in range(9000):  # more than one block of stored heads checked at once
+                log.append("egress", {"n": i})
         log.checkpoint()
-    assert [e.body["n"] for e in read_entries(path)] == [0, 3, 4]
-    assert verify_log(path).ok
+    # the row rewritten with its own leaf, but not the heads after it
+    entry = read_entries(path)[5000]
+    forged = dataclasses.replace(entry, body={"n": -1})
+    sql(path, "UPDATE entries SET entry = ?, leaf = ? WHERE seq = 5000",
+        forged.leaf_data().decode(), leaf_hash(forged.leaf_data()))  # fmt: skip
+    report = verify_log(path)
+    assert (report.ok, report.first_bad) == (False, 5000)
+    assert "no longer fits" in report.problem

@@ -1,12 +1,13 @@
 """A party's audit log: append-only entries in SQLite, an RFC 9162 Merkle tree over them, and
 checkpoints of its head signed with the party's certificate key.
 
-Each entry is one JSON object (its kind, job, round, time and body) hashed as a leaf of the tree.
-The row keeps its leaf hash and the tree head after it, so editing a row by hand shows at that
-row; a checkpoint signs (party, size, head, time), so rewriting rows *and* their hashes shows at
-the first checkpoint after the change, which nobody without the party's key can re-sign. A proof
-(:func:`prove`) carries one entry, its inclusion path and a signed checkpoint: a third party checks
-it offline (:func:`check_proof`) with the party's certificate alone.
+Each entry is one canonical JSON object (its number, kind, job, round, time and body), stored as
+the exact text hashed as its leaf. The row keeps its leaf hash and the tree head after it, so
+editing a row by hand shows at that row; a checkpoint signs (party, size, head, time), so
+rewriting rows *and* their hashes shows at the first checkpoint after the change, which nobody
+without the party's key can re-sign. A proof (:func:`prove`) carries one entry, its inclusion
+path and a signed checkpoint: a third party checks it offline (:func:`check_proof`) with the
+party's certificate alone.
 
 Writes are single SQLite transactions in WAL mode with ``synchronous = FULL``: once
 :meth:`AuditLog.append` returns, the entry is on disk, before whatever it records is sent.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 import threading
@@ -60,11 +62,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
     job_id TEXT,
-    round_number INTEGER,
-    recorded_at TEXT NOT NULL,
-    body TEXT NOT NULL,
+    entry TEXT NOT NULL,
     leaf BLOB NOT NULL,
     head BLOB NOT NULL
 );
@@ -118,7 +117,7 @@ class AuditEntry:
     body: Mapping[str, Any]
 
     def leaf_data(self) -> bytes:
-        """The bytes hashed as the entry's leaf: canonical JSON of every field."""
+        """The bytes hashed as the entry's leaf (and stored): canonical JSON of every field."""
         return _canonical(
             {
                 "seq": self.seq,
@@ -129,6 +128,24 @@ class AuditEntry:
                 "body": self.body,
             }
         )
+
+    @classmethod
+    def from_text(cls, text: str) -> AuditEntry:
+        """The entry whose :meth:`leaf_data` is ``text``.
+
+        Raises
+        ------
+        AuditError
+            If ``text`` is not an entry.
+        """
+        try:
+            raw = json.loads(text)
+            return cls(
+                int(raw["seq"]), str(raw["kind"]), raw["job"], raw["round"], str(raw["at"]),
+                dict(raw["body"]),
+            )  # fmt: skip
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise AuditError(f"An audit entry is unreadable: {exc!r}.") from exc
 
 
 @dataclass(frozen=True)
@@ -353,15 +370,14 @@ class AuditLog:
             raise AuditError(f"An audit entry's body must be JSON: {exc}.") from exc
         with self._transaction() as db:
             entry = AuditEntry(self._frontier.size, kind, job_id, round_number, _now(), dict(body))
-            leaf = leaf_hash(entry.leaf_data())
+            data = entry.leaf_data()
+            leaf = leaf_hash(data)
             frontier = MerkleFrontier(self._frontier.size, self._frontier.heads)
             frontier.append(leaf)
             db.execute(
-                "INSERT INTO entries (seq, kind, job_id, round_number, recorded_at, body, leaf, "
-                "head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.seq, kind, job_id, round_number, entry.recorded_at,
-                 _canonical(entry.body).decode(), leaf, frontier.root()),
-            )  # fmt: skip
+                "INSERT INTO entries (seq, job_id, entry, leaf, head) VALUES (?, ?, ?, ?, ?)",
+                (entry.seq, job_id, data.decode(), leaf, frontier.root()),
+            )
             state = {"size": frontier.size, "heads": [h.hex() for h in frontier.heads]}
             db.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (json.dumps(state),))
         self._frontier = frontier  # only once the transaction committed
@@ -396,17 +412,18 @@ def read_entries(path: str | Path, *, job_id: str | None = None) -> list[AuditEn
     """
     db = _connect(Path(path), create=False)
     try:
-        query = "SELECT seq, kind, job_id, round_number, recorded_at, body FROM entries"
+        query = "SELECT entry FROM entries"
         rows = (
             db.execute(query + " WHERE job_id = ? ORDER BY seq", (job_id,))
             if job_id is not None
             else db.execute(query + " ORDER BY seq")
         )
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        entries = [AuditEntry.from_text(r[0]) for r in rows]
+    except sqlite3.DatabaseError as exc:
         raise AuditError(f"{path} cannot be read as an audit log: {exc}.") from exc
     finally:
         db.close()
+    return [e for e in entries if job_id is None or e.job_id == job_id]
 
 
 def _checkpoints(db: sqlite3.Connection, party: str) -> list[Checkpoint]:
@@ -427,31 +444,71 @@ class _Replay:
     problem: str = ""
 
 
-def _replay(rows: Iterator[Any], wanted: set[int]) -> _Replay:
-    """Rehash every row in order, stopping at the first missing, altered or misplaced one."""
+_HEAD_CHECK_EVERY = 4096  # rows between checks of the stored heads; a mismatch is rescanned
+
+
+def _replay(db: sqlite3.Connection, wanted: set[int]) -> _Replay:
+    """Rehash every row in order, stopping at the first missing, altered or misplaced one.
+
+    Per row: one SHA-256 of the stored text against its leaf, and one append to the frontier
+    (the loop an auditor's verification of a million entries spends its time in; kept lean).
+    The stored heads are compared every ``_HEAD_CHECK_EVERY`` rows and at the end; a block whose
+    head differs is replayed row by row to name the first row that no longer fits.
+    """
     replay = _Replay(MerkleFrontier(), {0: MerkleFrontier().root()})
     frontier = replay.frontier
-    for seq, kind, job_id, round_number, at, body, leaf, head in rows:
+    append, sha256 = frontier.append, hashlib.sha256
+    start = MerkleFrontier()
+    last_head = b""
+    rows = db.execute("SELECT seq, entry, leaf, head FROM entries ORDER BY seq")
+    for seq, text, leaf, head in rows:
         if seq != frontier.size:
-            replay.first_bad = frontier.size
-            replay.problem = f"entry {frontier.size} is missing: entries were removed"
-            return replay
-        entry = AuditEntry(seq, kind, job_id, round_number, at, json.loads(body))
-        computed = leaf_hash(entry.leaf_data())
-        frontier.append(computed)
-        if computed != bytes(leaf):
-            replay.first_bad = seq
-            replay.problem = f"entry {seq} was altered or moved: it no longer hashes to its leaf"
-            return replay
-        if frontier.root() != bytes(head):
-            replay.first_bad = seq
-            replay.problem = (
-                f"entry {seq} no longer fits the entries before it: it, or an earlier one "
-                "rewritten together with its hashes, was changed"
+            return _fail(
+                replay, frontier.size, f"entry {frontier.size} is missing: entries were removed"
             )
-            return replay
+        data = text.encode()
+        computed = sha256(b"\x00" + data).digest()
+        if computed != leaf or not data.endswith(b',"seq":%d}' % seq):
+            return _fail(
+                replay, seq, f"entry {seq} was altered or moved: it no longer hashes to its leaf"
+            )
+        append(computed)
+        last_head = head
         if frontier.size in wanted:
             replay.heads[frontier.size] = frontier.root()
+        if frontier.size - start.size == _HEAD_CHECK_EVERY:
+            if not _heads_fit(db, replay, start, last_head):
+                return replay
+            start = MerkleFrontier(frontier.size, frontier.heads)
+    _heads_fit(db, replay, start, last_head)
+    return replay
+
+
+def _heads_fit(
+    db: sqlite3.Connection, replay: _Replay, start: MerkleFrontier, last_head: bytes
+) -> bool:
+    """Whether the stored head after the block is right; if not, name the block's first row
+    whose stored head is not."""
+    if replay.frontier.size == start.size or replay.frontier.root() == last_head:
+        return True
+    frontier = MerkleFrontier(start.size, start.heads)
+    rows = db.execute(
+        "SELECT seq, leaf, head FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+        (start.size, replay.frontier.size),
+    )
+    for seq, leaf, head in rows:  # the leaves were checked against the texts already
+        frontier.append(leaf)
+        if frontier.root() != head:
+            _fail(replay, seq, (
+                f"entry {seq} no longer fits the entries before it: it, or an earlier one "
+                "rewritten together with its hashes, was changed"
+            ))  # fmt: skip
+            return False
+    return True
+
+
+def _fail(replay: _Replay, seq: int, problem: str) -> _Replay:
+    replay.first_bad, replay.problem = seq, problem
     return replay
 
 
@@ -510,11 +567,7 @@ def verify_log(path: str | Path) -> VerifyReport:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         party = str(meta.get("party", "?"))
         checkpoints = _checkpoints(db, party)
-        rows = db.execute(
-            "SELECT seq, kind, job_id, round_number, recorded_at, body, leaf, head FROM entries "
-            "ORDER BY seq"
-        )
-        replay = _replay(rows, {c.tree_size for c in checkpoints})
+        replay = _replay(db, {c.tree_size for c in checkpoints})
         good, signed_through, first_bad, problem = _first_bad_checkpoint(checkpoints, replay)
     except (sqlite3.DatabaseError, json.JSONDecodeError, KeyError, ValueError) as exc:
         raise AuditError(f"{path} cannot be read as an audit log: {exc}.") from exc
@@ -554,14 +607,10 @@ def prove(path: str | Path, seq: int) -> dict[str, Any]:
                 "SELECT leaf FROM entries WHERE seq < ? ORDER BY seq", (checkpoint.tree_size,)
             )
         ]
-        row = db.execute(
-            "SELECT kind, job_id, round_number, recorded_at, body FROM entries WHERE seq = ?",
-            (seq,),
-        ).fetchone()
+        (text,) = db.execute("SELECT entry FROM entries WHERE seq = ?", (seq,)).fetchone()
     finally:
         db.close()
-    entry = {"seq": seq, "kind": row[0], "job": row[1], "round": row[2], "at": row[3],
-             "body": json.loads(row[4])}  # fmt: skip
+    entry = json.loads(text)
     return {
         "format": _PROOF_FORMAT,
         "entry": entry,

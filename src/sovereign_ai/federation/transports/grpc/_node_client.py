@@ -460,14 +460,7 @@ class GrpcNodeClient:
         try:
             result = self._node.handle(task)
             result.check_answers(task)
-        except PolicyRefusalError as exc:  # only the code leaves; the reason stays in this log
-            logger.warning(
-                "Refused %s task of round %d (%s): %s",
-                task.stage,
-                task.round_number,
-                exc.code,
-                exc.detail,
-            )
+        except PolicyRefusalError as exc:  # only the code leaves; the policy logged the reason
             return _Answer(header, None, str(exc), task)
         except SovereignError as exc:
             logger.warning(

@@ -66,11 +66,12 @@ def test_a_node_refuses_a_job_without_secure_aggregation_and_the_others_finish_i
         assert status.exit_code == 0, status.output
         assert "north" in status.output and REFUSAL in status.output
 
-        north = federation.log("north").read_text()
+        north = " ".join(federation.log("north").read_text().split())  # lines wrap anywhere
         assert "secure aggregation required" in north  # the policy's summary at start
         assert "without secure aggregation" in north  # the reason, in the node's own log
         coordinator_side = federation.log("coordinator").read_text()
         coordinator_side += federation.run.metrics.read_text() + status.output
+        coordinator_side = " ".join(coordinator_side.split())
         assert "without secure aggregation" not in coordinator_side  # only the code went out
-        south = federation.log("south").read_text()
-        assert "coordinator in DE" in south and "refused" not in south.lower()
+        south = " ".join(federation.log("south").read_text().split())
+        assert "coordinator in DE" in south and "refused by its policy" not in south

@@ -26,6 +26,7 @@ knows nothing of this package still behaves.
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
     ├── ProvisioningError                    certificates or startup kits cannot be made or read
+    ├── PolicyRefusalError                   a node's policy refuses a job or task (sends a code)
     └── StrategyConformanceError (AssertionError)   a strategy fails sovereign_ai.testing's checks
                                              (defined in sovereign_ai.testing)
 
@@ -47,6 +48,7 @@ __all__ = [
     "InsufficientNodesError",
     "InvalidAnswerError",
     "NodeUnreachableError",
+    "PolicyRefusalError",
     "PrivacyBudgetError",
     "ProvisioningError",
     "SecureAggregationError",
@@ -268,3 +270,32 @@ class BelowThresholdError(SecureAggregationError):
 class ShareAuthenticationError(SecureAggregationError):
     """An encrypted secret share failed authentication: tampered, replayed, misaddressed or
     encrypted under another key."""
+
+
+class PolicyRefusalError(SovereignError):
+    """A node's policy refuses a job or a task; what leaves the node says only the reason code.
+
+    ``str()`` of the error is ``"refused by its policy (<code>)"``: that text, and nothing of the
+    policy's contents, is what the coordinator receives. :attr:`detail` explains the refusal for
+    the node's own log and audit record, and never leaves the node.
+
+    Parameters
+    ----------
+    code
+        A short stable code, e.g. ``"policy.secure_aggregation_required"``
+        (:class:`sovereign_ai.governance.RefusalCode`).
+    detail
+        What was refused and why, for the data owner.
+    """
+
+    def __init__(self, code: str, *, detail: str) -> None:
+        self.code = str(code)
+        self.detail = detail
+        super().__init__(f"refused by its policy ({self.code})")
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword-only detail: rebuild from both
+        return (_policy_refusal, (self.code, self.detail))
+
+
+def _policy_refusal(code: str, detail: str) -> PolicyRefusalError:
+    return PolicyRefusalError(code, detail=detail)

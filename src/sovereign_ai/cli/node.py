@@ -26,6 +26,7 @@ from sovereign_ai.errors import ConfigError
 
 if TYPE_CHECKING:
     from sovereign_ai.federation.private_node import NodePrivacySettings
+    from sovereign_ai.governance import NodePolicy
 
 __all__ = ["node_app"]
 
@@ -34,6 +35,10 @@ node_app = typer.Typer(
     no_args_is_help=True,
 )
 node_app.command("check")(check)
+
+POLICY_FILE = "policy.toml"
+"""The node policy's file in the kit folder: the data owner's rules, apart from node.toml so
+that it can be kept under change control on its own (docs/node-policy.md)."""
 
 
 @node_app.command("start")
@@ -70,13 +75,15 @@ def start(
     """Connect to the coordinator (outbound only) and answer its tasks until stopped.
 
     Your rows stay on this machine: the node sends model updates, evaluation metrics and feature
-    statistics (row count, sums), never records. If the coordinator restarts, the node reconnects
-    on its own. Stop it with Ctrl-C or SIGTERM.
+    statistics (row count, sums), never records. KIT/policy.toml, if present, says which of
+    those may leave and for which jobs (docs/node-policy.md). If the coordinator restarts, the
+    node reconnects on its own. Stop it with Ctrl-C or SIGTERM.
     """
     console = Console()
     with friendly_errors():
         from sovereign_ai.data import load_file
         from sovereign_ai.federation.deployment import node_from_dataset
+        from sovereign_ai.federation.governed_node import enable_policy
         from sovereign_ai.federation.private_node import (
             enable_differential_privacy,
             open_node_ledger,
@@ -101,6 +108,13 @@ def start(
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )
+        policy = _node_policy(kit)
+        guard = None
+        if policy is not None:  # its egress slot runs first, before privacy and masking
+            guard = enable_policy(node, policy)
+            console.print(f"Policy ({kit / POLICY_FILE}): {policy.summary()}", highlight=False)
+        else:
+            console.print(f"No {POLICY_FILE} in the kit: this node answers every job's tasks.")
         privacy = _privacy_settings(kit)
         if privacy is not None:  # the owner's budget: jobs with DP are accounted in its ledger
             ledger = open_node_ledger(kit, privacy)
@@ -123,6 +137,7 @@ def start(
             address=coordinator,
             allow_insecure=allow_insecure,
             on_answer=lambda report: console.print(describe_answer(report), highlight=False),
+            on_coordinator=None if guard is None else guard.coordinator_verified,
         )
         signal.signal(signal.SIGTERM, lambda signum, frame: client.stop())
         signal.signal(signal.SIGINT, lambda signum, frame: client.stop())
@@ -167,6 +182,20 @@ def _privacy_settings(kit: Path) -> NodePrivacySettings | None:
     from sovereign_ai.federation.private_node import NodePrivacySettings
 
     return NodePrivacySettings.parse(document["privacy"], source=str(path))
+
+
+def _node_policy(kit: Path) -> NodePolicy | None:
+    """The kit's ``policy.toml``, validated (``None`` if the kit has none)."""
+    path = kit / POLICY_FILE
+    if not path.exists():
+        return None
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"The node policy {str(path)!r} cannot be read: {exc}.") from exc
+    from sovereign_ai.governance import NodePolicy
+
+    return NodePolicy.parse(document, source=repr(str(path)))
 
 
 def _class_names(option: str | None, settings: dict[str, Any]) -> list[str] | None:

@@ -18,6 +18,7 @@ from sovereign_ai.errors import ConfigError
 from sovereign_ai.federation.checkpoint import CheckpointStore
 from sovereign_ai.federation.coordinator import CentralEvaluator, Coordinator
 from sovereign_ai.federation.job import JobSpec
+from sovereign_ai.federation.node import JOB_TERMS
 from sovereign_ai.federation.private_strategy import DifferentiallyPrivate
 from sovereign_ai.federation.rounds import RoundObserver
 from sovereign_ai.federation.sample_level_strategy import SampleLevelPrivate
@@ -35,9 +36,19 @@ __all__ = [
 
 
 def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[str, ConfigValue]:
-    """Scalars every task of the job carries: which model (and its plug-in), and how to train it."""
+    """Scalars every task of the job carries: which model (and its plug-in), how to train it,
+    and the job's terms (:data:`~sovereign_ai.federation.node.JOB_TERMS`), by which a node's
+    policy decides whether to join before it answers anything."""
     model_options = spec.model.options
     plugin = {} if spec.model.plugin is None else {"model_plugin": spec.model.plugin}
+    minimum = create_strategy(spec.strategy.name, **spec.strategy.options).min_train_nodes
+    terms: dict[str, ConfigValue] = dict(
+        zip(
+            JOB_TERMS,
+            (spec.job.rounds, spec.secure_aggregation.enabled, spec.privacy.mode, minimum),
+            strict=True,
+        )
+    )
     return {
         "model": spec.model.name,
         **plugin,
@@ -45,6 +56,7 @@ def stage_config(spec: JobSpec, *, num_features: int, num_classes: int) -> dict[
         "num_features": num_features,
         "num_classes": num_classes,
         **spec.train.model_dump(),
+        **terms,
     }
 
 

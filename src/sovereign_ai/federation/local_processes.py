@@ -92,8 +92,17 @@ class LocalFederation:
         return self.folder / "logs" / f"{name}.log"
 
     # Lifecycle ----------------------------------------------------------------------------------
-    def provision(self, *, federation: str = "local-federation") -> None:
-        """Create the CA and every kit for ``localhost:<port>``."""
+    def provision(
+        self, *, federation: str = "local-federation", coordinator_jurisdiction: str | None = None
+    ) -> None:
+        """Create the CA and every kit for ``localhost:<port>``.
+
+        ``coordinator_jurisdiction`` (e.g. ``"DE"``) is certified in the coordinator's
+        certificate, for nodes' policies to require.
+        """
+        jurisdiction = (
+            {} if coordinator_jurisdiction is None else {"jurisdiction": coordinator_jurisdiction}
+        )
         spec = parse_federation_spec(
             {
                 "federation": {"name": federation},
@@ -101,6 +110,7 @@ class LocalFederation:
                     "name": "coordinator",
                     "address": f"127.0.0.1:{self.port}",
                     "hosts": ["127.0.0.1", "localhost"],
+                    **jurisdiction,
                 },
                 "nodes": [{"name": name} for name in self.node_names],
             }

@@ -32,16 +32,33 @@ from sovereign_ai.learning.zoo import MODEL_PLUGIN_GROUP
 
 __all__ = [
     "EVALUATE_METRICS",
+    "JOB_TERMS",
     "TRAIN_METRICS",
     "LocalData",
     "LocalTrainer",
     "Node",
     "StageHandler",
+    "TaskCheck",
 ]
+
+JOB_TERMS = ("job_rounds", "job_secure_aggregation", "job_privacy_mode", "job_min_nodes")
+"""Task settings by which a job declares its terms with every task (``assembly.stage_config``):
+its rounds, whether it runs secure aggregation, its ``[privacy] mode`` and its strategy's
+minimum of training nodes. A node's policy judges the job on them at its first task
+(:mod:`sovereign_ai.federation.governed_node`); other nodes ignore them."""
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _COMMON_SETTINGS = frozenset(
-    {"model", "model_options", "model_plugin", "num_features", "num_classes", "seed", *_TRAIN_KEYS}
+    {
+        "model",
+        "model_options",
+        "model_plugin",
+        "num_features",
+        "num_classes",
+        "seed",
+        *_TRAIN_KEYS,
+        *JOB_TERMS,
+    }
 )  # what the coordinator sends with every task of a plain round (federation/assembly.py)
 
 TRAIN_METRICS = ("train_loss", "train_accuracy")
@@ -88,6 +105,9 @@ StageHandler = Callable[[Task], Result]
 LocalTrainer = Callable[[Task, Any, TrainConfig], TrainReport]
 """Trains the task's model (set to the task's weights) in place on the node's training rows."""
 
+TaskCheck = Callable[[Task], None]
+"""Raises to refuse a task before its handler runs (a site's policy); returns to let it run."""
+
 
 class Node:
     """Answers tasks from the coordinator with its local data.
@@ -111,6 +131,7 @@ class Node:
         self._models: dict[tuple[str, str, int, int], Any] = {}
         self._handlers: dict[str, StageHandler] = {}
         self._settings: set[str] = set(_COMMON_SETTINGS)
+        self._task_checks: list[TaskCheck] = []
         self.trainer: LocalTrainer = self._train_plainly
         """How the train stage trains; a capability may wrap it (DP-SGD: ``private_node``)."""
         self.register_stage(Stage.STATISTICS, self._statistics)
@@ -136,6 +157,14 @@ class Node:
         """Let tasks carry ``settings``, which an egress filter (not a stage handler) reads."""
         self._settings.update(settings)
 
+    def add_task_check(self, check: TaskCheck) -> None:
+        """Run ``check`` on every task before its handler, so a refused task costs no work.
+
+        The egress pipeline still sees every answer; a check here keeps a task the site refuses
+        from being computed at all (no training, no privacy budget spent on it).
+        """
+        self._task_checks.append(check)
+
     def handler_for(self, stage: Stage) -> StageHandler:
         """The handler registered for ``stage`` (a capability may run another stage's handler).
 
@@ -160,6 +189,8 @@ class Node:
         ConfigError
             If the task is addressed to another node, is of a stage this node does not handle,
             carries a setting it does not understand, or names a model it does not have.
+        PolicyRefusalError
+            If a task check (:meth:`add_task_check`) or the egress pipeline's policy refuses it.
         """
         if task.node_id != self.node_id:
             raise ConfigError(f"Task for node {task.node_id!r} reached node {self.node_id!r}.")
@@ -172,6 +203,8 @@ class Node:
                 "different version of the framework, or a capability this node lacks. Refused "
                 "rather than ignored."
             )
+        for check in self._task_checks:
+            check(task)
         return self.egress(task, handler(task))
 
     # Stages -------------------------------------------------------------------------------------
@@ -221,6 +254,18 @@ class Node:
         )
 
     # Helpers ------------------------------------------------------------------------------------
+    def model_for(self, task: Task) -> Any:
+        """The model ``task`` names, as this node builds it (kept for the job's later tasks).
+
+        Raises
+        ------
+        ConfigError
+            If the node does not have the model, or its options are not a JSON object.
+        DataError
+            If the job's input width is not this node's.
+        """
+        return self._model(task)
+
     def _model(self, task: Task) -> Any:
         name = str(task.config.get("model", ""))
         options_json = str(task.config.get("model_options", "{}"))

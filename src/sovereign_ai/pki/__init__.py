@@ -12,7 +12,13 @@ pydantic and the standard library.
 """
 
 from sovereign_ai.pki.ca import CertificateAuthority, IssuedCertificate, RevokedSerial
-from sovereign_ai.pki.certificates import CertificateIdentity, Role, certificate_identity
+from sovereign_ai.pki.certificates import (
+    CertificateIdentity,
+    Role,
+    certificate_fingerprint,
+    certificate_identity,
+    certificate_jurisdiction,
+)
 from sovereign_ai.pki.enrolment import (
     Enrolment,
     EnrolmentState,
@@ -96,7 +102,9 @@ __all__ = [
     "Roster",
     "RosterEntry",
     "add_node",
+    "certificate_fingerprint",
     "certificate_identity",
+    "certificate_jurisdiction",
     "ephemeral_federation",
     "expiry_warnings",
     "kit_enrolment",

@@ -128,6 +128,7 @@ class CertificateAuthority:
         *,
         validity_days: int,
         hosts: Sequence[str] = (),
+        jurisdiction: str | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
         """Issue a certificate for the coordinator or a node, with a fresh private key.
@@ -143,6 +144,9 @@ class CertificateAuthority:
         hosts
             DNS names and IP addresses for the subject alternative name. Required for the
             coordinator (nodes check the address they dial against them); unused for nodes.
+        jurisdiction
+            The jurisdiction the holder operates under, a two-letter code (``"DE"``, ``"EU"``),
+            written into the subject as ``jurisdictionCountryName`` (nodes' policies read it).
         now
             Issuance time; defaults to the current time. Tests use it to issue expired certificates.
 
@@ -158,6 +162,7 @@ class CertificateAuthority:
             public_key=key.public_key(),
             validity_days=validity_days,
             hosts=hosts,
+            jurisdiction=jurisdiction,
             now=now,
         )
         return IssuedCertificate(certificate=certificate, private_key=key)
@@ -170,6 +175,7 @@ class CertificateAuthority:
         public_key: ec.EllipticCurvePublicKey,
         validity_days: int,
         hosts: Sequence[str] = (),
+        jurisdiction: str | None = None,
         now: dt.datetime | None = None,
     ) -> x509.Certificate:
         """Issue a certificate for a key the holder already has (renewal without a new key).
@@ -179,7 +185,7 @@ class CertificateAuthority:
         Raises
         ------
         ProvisioningError
-            As :meth:`issue`.
+            As :meth:`issue`, or if ``jurisdiction`` is not two capital letters.
         """
         start = resolve_now(now)
         if start >= self.not_after:
@@ -192,13 +198,19 @@ class CertificateAuthority:
         alt_names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(role_uri(role, name))]
         for host in hosts:
             alt_names.append(_host_name(host))
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.federation),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value),
-                x509.NameAttribute(NameOID.COMMON_NAME, name),
-            ]
-        )
+        attributes = [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.federation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+        if jurisdiction is not None:
+            if not (len(jurisdiction) == 2 and jurisdiction.isascii() and jurisdiction.isupper()):
+                raise ProvisioningError(
+                    f"A jurisdiction must be two capital letters (e.g. 'DE', 'EU'); got "
+                    f"{jurisdiction!r}."
+                )
+            attributes.append(x509.NameAttribute(NameOID.JURISDICTION_COUNTRY_NAME, jurisdiction))
+        subject = x509.Name(attributes)
         ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         return (
             x509.CertificateBuilder()

@@ -8,6 +8,11 @@ requires all three to agree, so a node certificate never passes as the coordinat
 - the extended key usage: ``serverAuth`` for the coordinator, ``clientAuth`` for nodes (nodes always
   dial out, so a node never acts as a TLS server).
 
+The coordinator's certificate may also carry the *jurisdiction* it operates under, as the
+federation file's ``[coordinator] jurisdiction`` states it (subject ``jurisdictionCountryName``,
+a two-letter code, e.g. ``DE`` or ``EU``): the CA attests it, so a node's policy can require it
+without taking the coordinator's word (:func:`certificate_jurisdiction`).
+
 Keys are ECDSA on P-256 with SHA-256 signatures: the one choice every TLS stack a federation meets
 (OpenSSL in Python's ``ssl``, BoringSSL in gRPC) accepts in both the server and the client role.
 Ed25519 certificates are still refused by parts of that stack.
@@ -15,6 +20,7 @@ Ed25519 certificates are still refused by parts of that stack.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,7 +30,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateIdentity", "Role", "certificate_identity"]
+__all__ = [
+    "CertificateIdentity",
+    "Role",
+    "certificate_fingerprint",
+    "certificate_identity",
+    "certificate_jurisdiction",
+]
 
 URI_SCHEME = "sovereign"
 
@@ -189,3 +201,31 @@ def certificate_identity(certificate: x509.Certificate) -> CertificateIdentity:
             f"its extended key usage is {[usage._name for usage in eku]}"
         )
     return CertificateIdentity(role=role, name=name)
+
+
+def certificate_fingerprint(certificate: bytes | x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER bytes (given as PEM or DER), as 64 lowercase hex digits.
+
+    The same digest as ``openssl x509 -noout -fingerprint -sha256`` prints (there in capitals,
+    with colons). A renewed certificate has a new one, even for the same key.
+
+    Raises
+    ------
+    ValueError
+        If ``certificate`` is not a PEM or DER certificate.
+    """
+    der = read_certificate(certificate).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def certificate_jurisdiction(certificate: bytes | x509.Certificate) -> str | None:
+    """The jurisdiction the CA certified for the holder (``jurisdictionCountryName``), if any.
+
+    Returns ``None`` when the certificate carries none, or more than one.
+
+    Raises
+    ------
+    ValueError
+        If ``certificate`` is not a PEM or DER certificate.
+    """
+    return _subject_value(read_certificate(certificate), NameOID.JURISDICTION_COUNTRY_NAME)

@@ -12,6 +12,7 @@ A federation file is TOML; the command line reads it and hands the parsed mappin
     name = "coordinator"
     address = "coordinator.example.org:8443" # host:port the nodes dial
     hosts = ["coordinator.example.org", "localhost", "127.0.0.1"]
+    jurisdiction = "DE"                      # optional: certified for nodes' policies
 
     [[nodes]]
     name = "hospital-a"
@@ -49,6 +50,7 @@ __all__ = [
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAX_VALIDITY_DAYS = 36_500  # a century: anything longer is a typo
+_JURISDICTION = re.compile(r"^[A-Z]{2}$")
 
 
 def check_name(value: str) -> str:
@@ -82,6 +84,15 @@ def _check_host(value: str) -> str:
     return value
 
 
+def _check_jurisdiction(value: str) -> str:
+    if not _JURISDICTION.fullmatch(value):
+        raise ValueError(
+            "must be a two-letter code in capitals (ISO 3166-1 alpha-2, or 'EU'); "
+            f"got {value!r} instead"
+        )
+    return value
+
+
 def _check_address(value: str) -> str:
     split_address(value)
     return value
@@ -106,6 +117,7 @@ def split_address(address: str) -> tuple[str, int]:
 Name = Annotated[StrictStr, AfterValidator(check_name)]
 Host = Annotated[StrictStr, AfterValidator(_check_host)]
 Address = Annotated[StrictStr, AfterValidator(_check_address)]
+Jurisdiction = Annotated[StrictStr, AfterValidator(_check_jurisdiction)]
 
 
 class _Section(BaseModel):
@@ -130,11 +142,17 @@ class FederationSection(_Section):
 
 
 class CoordinatorSection(_Section):
-    """The ``[coordinator]`` table: the address nodes dial and the names on its certificate."""
+    """The ``[coordinator]`` table: the address nodes dial and the names on its certificate.
+
+    ``jurisdiction`` (optional) is the jurisdiction the coordinator operates under; the CA
+    writes it into the coordinator's certificate, where nodes' policies read it
+    (``coordinator_jurisdictions``, docs/node-policy.md).
+    """
 
     name: Name = "coordinator"
     address: Address
     hosts: tuple[Host, ...]
+    jurisdiction: Jurisdiction | None = None
 
     @field_validator("hosts", mode="after")
     @classmethod

@@ -198,6 +198,7 @@ def _provision_into(
         spec.coordinator.name,
         validity_days=validity_days,
         hosts=spec.coordinator.hosts,
+        jurisdiction=spec.coordinator.jurisdiction,
         now=issued_at,
     )
     nodes = {

@@ -7,7 +7,8 @@ other party's kit. The roster pins the new serial number at once, so a running c
 
 The replaced certificate stays honoured until it expires, so a site can install its new kit at
 its own pace; with ``revoke_old`` it goes on the revocation list in the same step and is refused
-at once (use that when the key may have leaked, together with ``new_key``).
+at once (use that when the key may have leaked, together with ``new_key``). A coordinator's
+certified jurisdiction is carried over to its new certificate.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from sovereign_ai.pki._kit_writer import (
 from sovereign_ai.pki.ca import resolve_now
 from sovereign_ai.pki.certificates import (
     Role,
+    certificate_jurisdiction,
     certificate_to_pem,
     generate_private_key,
     read_certificate,
@@ -168,6 +170,7 @@ def renew_certificate(
         public_key=public_key,
         validity_days=validity_days or roster.validity_days,
         hosts=manifest.hosts,
+        jurisdiction=_certified_jurisdiction(folder, role),
         now=issued_at,
     )
     if (folder / MANIFEST_FILE).exists():
@@ -290,6 +293,17 @@ def _current_manifest(
         )
     # issued_at and key_passphrase are set by the caller.
     return node_manifest(roster, name=entry.name, issued_at=entry.not_after, key_encryption=None)
+
+
+def _certified_jurisdiction(folder: Path, role: Role) -> str | None:
+    """The jurisdiction the current certificate carries (the coordinator's), kept on renewal."""
+    path = folder / CERTIFICATE_FILES[role]
+    if not path.exists():
+        return None  # a node kit no longer kept here; nodes carry no jurisdiction
+    try:
+        return certificate_jurisdiction(read_certificate(read_kit_file(path)))
+    except ValueError as exc:
+        raise ProvisioningError(f"{path} is not a PEM certificate: {exc}") from exc
 
 
 def _enrolled_public_key(folder: Path, role: Role, entry: RosterEntry) -> ec.EllipticCurvePublicKey:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from sovereign_ai.core import Result, StageOutcome, Task
-from sovereign_ai.errors import ConfigError, SovereignError
+from sovereign_ai.errors import ConfigError, PolicyRefusalError, SovereignError
 
 __all__ = ["InMemoryTransport", "TaskHandler"]
 
@@ -96,6 +96,8 @@ class InMemoryTransport:
             error = future.exception()
             if error is None:
                 results.append(future.result())
+            elif isinstance(error, PolicyRefusalError):  # its text is only the reason code
+                failures[node_id] = str(error)
             elif isinstance(error, SovereignError):
                 failures[node_id] = f"{type(error).__name__}: {error}"
             else:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sovereign_ai.core import Parameters, Result, Stage, StageOutcome, Task
-from sovereign_ai.errors import ConfigError, SovereignError
+from sovereign_ai.errors import ConfigError, PolicyRefusalError, SovereignError
 from sovereign_ai.federation.transports.inmemory import TaskHandler
 
 __all__ = ["NodeFactory", "ProcessTransport"]
@@ -167,6 +167,9 @@ class ProcessTransport:
         failures: dict[str, str] = {}
         for future in done:
             error = future.exception()
+            if isinstance(error, PolicyRefusalError):  # its text is only the reason code
+                failures[futures[future]] = str(error)
+                continue
             if error is not None:
                 kind = "" if isinstance(error, SovereignError) else "unexpected "
                 failures[futures[future]] = f"{kind}{type(error).__name__}: {error}"

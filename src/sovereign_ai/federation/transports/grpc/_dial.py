@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,7 +32,7 @@ from sovereign_ai.errors import AuthenticationError, ConfigError, TransportError
 from sovereign_ai.federation.transports.grpc._limits import WireLimits, channel_options
 from sovereign_ai.pki import CoordinatorKit, NodeKit, verify_coordinator_certificate
 
-__all__ = ["open_channel", "split_address", "verify_coordinator"]
+__all__ = ["VerifiedCoordinator", "open_channel", "split_address", "verify_coordinator"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,21 @@ def _context(kit: Kit) -> ssl.SSLContext:
     return context
 
 
-def verify_coordinator(kit: Kit, *, address: str, timeout_s: float) -> str:
+@dataclass(frozen=True)
+class VerifiedCoordinator:
+    """The coordinator a pre-flight handshake verified: its name and certificate (DER)."""
+
+    name: str
+    certificate: bytes
+
+
+def verify_coordinator(kit: Kit, *, address: str, timeout_s: float) -> VerifiedCoordinator:
     """Handshake with ``address`` and check that the coordinator of ``kit``'s federation answers.
 
     Returns
     -------
-    str
-        The coordinator's name, from its certificate.
+    VerifiedCoordinator
+        The coordinator's name, from its certificate, and the certificate.
 
     Raises
     ------
@@ -105,7 +114,7 @@ def verify_coordinator(kit: Kit, *, address: str, timeout_s: float) -> str:
         raise AuthenticationError(f"The server at {address} presented no certificate.")
     name = verify_coordinator_certificate(der, ca=kit.ca)
     logger.debug("Coordinator %r verified at %s", name, address)
-    return name
+    return VerifiedCoordinator(name=name, certificate=der)
 
 
 # OpenSSL's codes for "this certificate does not chain to the CA you trust".

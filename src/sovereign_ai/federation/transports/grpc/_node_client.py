@@ -26,6 +26,7 @@ from sovereign_ai.core import Result, Task
 from sovereign_ai.errors import (
     AuthenticationError,
     ConfigError,
+    PolicyRefusalError,
     SerializationError,
     SovereignError,
     StaleMessageError,
@@ -142,6 +143,7 @@ class AnswerReport:
 
 
 AnswerCallback = Callable[[AnswerReport], None]
+CoordinatorCallback = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,11 @@ class GrpcNodeClient:
         Seeds the backoff jitter (tests).
     on_answer
         Called after each answer the coordinator accepted, with what was sent.
+    on_coordinator
+        Called with the coordinator's name and certificate (DER) each time the pre-flight
+        handshake has verified it, before any task comes over the new channel (a node's policy
+        checks whom it works for: :class:`~sovereign_ai.federation.governed_node.PolicyGuard`).
+        Never called without TLS.
 
     Raises
     ------
@@ -207,6 +214,7 @@ class GrpcNodeClient:
         max_auth_failures: int = 3,
         seed: int | None = None,
         on_answer: AnswerCallback | None = None,
+        on_coordinator: CoordinatorCallback | None = None,
     ) -> None:
         if node.node_id != kit.name:
             raise ConfigError(
@@ -245,6 +253,7 @@ class GrpcNodeClient:
         self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._unsent: _Answer | None = None
         self._on_answer = on_answer
+        self._on_coordinator = on_coordinator
         self._ended: JobEnd | None = None
         self.tasks_handled = 0
         """Tasks this client answered (results and refusals the coordinator accepted)."""
@@ -353,9 +362,12 @@ class GrpcNodeClient:
         if self._stub is not None:
             return
         if not self._allow_insecure:
-            self.coordinator_name = verify_coordinator(
+            verified = verify_coordinator(
                 self._kit, address=self._address, timeout_s=self._connect_timeout_s
             )
+            self.coordinator_name = verified.name
+            if self._on_coordinator is not None:
+                self._on_coordinator(verified.name, verified.certificate)
         channel = open_channel(
             self._kit,
             address=self._address,
@@ -448,6 +460,8 @@ class GrpcNodeClient:
         try:
             result = self._node.handle(task)
             result.check_answers(task)
+        except PolicyRefusalError as exc:  # only the code leaves; the policy logged the reason
+            return _Answer(header, None, str(exc), task)
         except SovereignError as exc:
             logger.warning(
                 "Declined %s task of round %d: %s", task.stage, task.round_number, str(exc)

@@ -82,6 +82,7 @@ def start(
     console = Console()
     with friendly_errors():
         from sovereign_ai.data import load_file
+        from sovereign_ai.federation.audited_node import enable_audit, policy_recorder
         from sovereign_ai.federation.deployment import node_from_dataset
         from sovereign_ai.federation.governed_node import enable_policy
         from sovereign_ai.federation.private_node import (
@@ -90,6 +91,7 @@ def start(
         )
         from sovereign_ai.federation.secure_node import enable_secure_aggregation
         from sovereign_ai.federation.transports.grpc import GrpcNodeClient
+        from sovereign_ai.governance.audit_log import AUDIT_FILE, AuditLog
         from sovereign_ai.pki import expiry_warnings, load_node_kit
         from sovereign_ai.pki.signing import IdentitySigner, NodeSignatureVerifier
 
@@ -108,10 +110,14 @@ def start(
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )
+        # Every task taken and every answer sent is recorded, signed, in the kit's audit log.
+        audit_log = AuditLog(
+            kit / AUDIT_FILE, party=node_kit.name, signer=IdentitySigner.from_kit(node_kit)
+        )
         policy = _node_policy(kit)
         guard = None
         if policy is not None:  # its egress slot runs first, before privacy and masking
-            guard = enable_policy(node, policy)
+            guard = enable_policy(node, policy, record=policy_recorder(audit_log))
             console.print(f"Policy ({kit / POLICY_FILE}): {policy.summary()}", highlight=False)
         else:
             console.print(f"No {POLICY_FILE} in the kit: this node answers every job's tasks.")
@@ -124,6 +130,11 @@ def start(
                 f"Privacy budget of dataset {privacy.dataset!r}: ε {spent:.3f} spent of "
                 f"{privacy.max_epsilon:g} (δ = {privacy.delta:g}); see 'sovereign privacy report'."
             )
+        enable_audit(node, audit_log)
+        console.print(
+            f"Audit log: {kit / AUDIT_FILE} ({audit_log.size} entries so far); check it with "
+            "'sovereign audit verify'."
+        )
         # Secure aggregation signs this node's advertised keys with its certificate key and
         # checks its neighbours' against the federation CA of the kit.
         enable_secure_aggregation(

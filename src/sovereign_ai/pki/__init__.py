@@ -69,6 +69,7 @@ from sovereign_ai.pki.signing import (
     FederationIdentities,
     IdentitySigner,
     NodeSignatureVerifier,
+    certificate_holder,
     ephemeral_federation,
 )
 
@@ -103,6 +104,7 @@ __all__ = [
     "RosterEntry",
     "add_node",
     "certificate_fingerprint",
+    "certificate_holder",
     "certificate_identity",
     "certificate_jurisdiction",
     "ephemeral_federation",

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from sovereign_ai.cli.main import app
 from sovereign_ai.federation.private_node import LEDGER_FILE
+from sovereign_ai.governance import verify_log
+from sovereign_ai.governance.audit_log import AUDIT_FILE
 from sovereign_ai.privacy import PrivacyLedger
 
 
@@ -61,7 +63,11 @@ def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
         ["coordinator", "northgate", "riverside", "st-elena", "lakeview", "hillcrest"]
     )
     assert (tmp_path / "federation" / "kits" / "ca" / "ca.pem").exists()
-    for hospital in ("northgate", "hillcrest"):  # each hospital's own ledger, in its kit
+    assert "What left each hospital, from its own signed audit log" in completed.stdout
+    assert completed.stdout.count("job_accepted") == 5  # every hospital's policy let it join
+    for hospital in ("northgate", "hillcrest"):  # its audit log and its ledger, in its kit
+        report = verify_log(tmp_path / "federation" / "kits" / "nodes" / hospital / AUDIT_FILE)
+        assert report.ok and report.signed_through == report.entries > 0
         kit = tmp_path / "federation" / "kits" / "nodes" / hospital / LEDGER_FILE
         with PrivacyLedger(kit) as ledger:
             assert ledger.spent(f"{hospital}-patients") == pytest.approx(8.0, rel=0.01)

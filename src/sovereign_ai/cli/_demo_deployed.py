@@ -11,6 +11,7 @@ import csv
 import json
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from sovereign_ai.federation import FederationHistory, JobSpec, SimulationSetup
 from sovereign_ai.federation.deployment import node_from_dataset
 from sovereign_ai.federation.local_processes import LocalFederation
 from sovereign_ai.federation.private_node import LEDGER_FILE
+from sovereign_ai.governance import read_entries, verify_log
+from sovereign_ai.governance.audit_log import AUDIT_FILE
 from sovereign_ai.privacy import PrivacyLedger
 
 __all__ = ["run_deployed_demo"]
@@ -100,6 +103,7 @@ def run_deployed_demo(
         federation.provision(federation="five-hospitals")
     if spec.privacy.enabled:
         _set_budgets(federation, names)
+    _set_policies(federation, names)
     console.print(
         f"Coordinator on 127.0.0.1:{federation.port} (mutual TLS); each hospital runs its own "
         f"node process that dials out. Logs: {folder / 'logs'}"
@@ -142,6 +146,68 @@ def _set_budgets(federation: LocalFederation, names: list[str]) -> None:
             + f'\n[privacy]\ndataset = "{name}-patients"\nmax_epsilon = {budget}\n',
             encoding="utf-8",
         )
+
+
+_POLICY = """\
+# What this hospital lets leave (docs/node-policy.md), as its data protection officer wrote it.
+require_secure_aggregation = true
+required_privacy_modes = ["dpsgd"]
+max_epsilon_per_job = 8.5
+min_cohort = 3
+allowed_models = ["mlp"]
+max_rounds = 50
+
+[outputs]
+train = true
+train_metrics = false
+statistics = false
+evaluate = ["accuracy", "loss"]
+"""
+
+
+def _set_policies(federation: LocalFederation, names: list[str]) -> None:
+    """Each hospital's policy.toml in its kit: what may leave it, checked by its own node."""
+    for name in names:
+        (federation.node_kit(name) / "policy.toml").write_text(_POLICY, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """What one hospital's own records say of the run: its audit log and its policy's word."""
+
+    hospital: str
+    messages: int
+    bytes_out: int
+    policy: str
+    audit: str
+
+
+def site_reports(folder: Path, names: list[str]) -> list[SiteReport]:
+    """Each hospital's report, read from its kit after its node stopped."""
+    reports = []
+    for name in names:
+        path = folder.resolve() / "kits" / "nodes" / name / AUDIT_FILE
+        check = verify_log(path)
+        entries = read_entries(path)
+        sent = [e for e in entries if e.kind == "egress"]
+        decisions = sorted({e.kind.removeprefix("policy.") for e in entries
+                            if e.kind.startswith("policy.")})  # fmt: skip
+        audit = (
+            f"verifies: {check.entries} entries, all signed"
+            if check.ok and check.signed_through == check.entries
+            else (f"verifies, {check.entries - check.signed_through} unsigned" if check.ok
+                  else f"FAILS: {check.problem}")
+        )  # fmt: skip
+        reports.append(
+            SiteReport(
+                hospital=name,
+                messages=len(sent),
+                bytes_out=sum(int(e.body.get("bytes", 0)) for e in sent),
+                policy=", ".join(decisions) or "no decision recorded",
+                audit=audit,
+            )
+        )
+    return reports
 
 
 def _read_ledgers(federation: LocalFederation, names: list[str]) -> dict[str, PrivacyLedger]:

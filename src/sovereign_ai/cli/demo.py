@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -36,6 +36,9 @@ from sovereign_ai.federation import (
 from sovereign_ai.federation.secure_steps import summarise
 from sovereign_ai.federation.simulation import SIMULATED_BUDGET
 from sovereign_ai.privacy import PrivacyLedger
+
+if TYPE_CHECKING:
+    from sovereign_ai.cli._demo_deployed import SiteReport
 
 __all__ = ["DEMO_JOB", "demo", "demo_spec"]
 
@@ -123,6 +126,7 @@ def demo(
         use_one_torch_thread()
         spec = demo_spec(quick=quick)
         setup = prepare_simulation(spec)
+        names = [node.node_id for node in setup.nodes]
         console.rule("[bold]Five hospitals, one model, no pooled records")
         console.print(
             f"Dataset: {setup.dataset.name} ({setup.dataset.num_examples} rows, "
@@ -197,6 +201,10 @@ def demo(
             "pooled and alone baselines above are trained without DP."
         )
         console.print(privacy_table(setup.ledgers, spec))
+    if not in_process:
+        from sovereign_ai.cli._demo_deployed import site_reports
+
+        console.print(governance_table(site_reports(out / "federation", names)))
     console.print(f"Metrics: [bold]{(out / 'metrics.json').resolve()}[/]")
     console.print(f"Plot:    [bold]{(out / 'accuracy_loss.png').resolve()}[/]")
 
@@ -222,4 +230,21 @@ def privacy_table(ledgers: Mapping[str, PrivacyLedger], spec: JobSpec) -> Table:
                 "(simulated)" if simulated else f"{budget.max_epsilon:g}",
                 f"{budget.delta:g}",
             )
+    return table
+
+
+def governance_table(reports: Sequence[SiteReport]) -> Table:
+    """What left each hospital, from its own audit log, and what its policy decided."""
+    table = Table(
+        title="What left each hospital, from its own signed audit log",
+        caption="check one yourself: sovereign audit verify --kit "
+        "<out>/federation/kits/nodes/<hospital>",
+    )
+    for column in ("hospital", "its policy", "messages out", "bytes out", "audit log"):
+        table.add_column(column, justify="right" if column.endswith("out") else "left")
+    for report in reports:
+        table.add_row(
+            report.hospital, report.policy, str(report.messages), f"{report.bytes_out:,}",
+            report.audit,
+        )  # fmt: skip
     return table

@@ -40,6 +40,7 @@ from typing import Final
 from sovereign_ai.core import ConfigValue, Result, Stage, Task
 from sovereign_ai.errors import PolicyRefusalError
 from sovereign_ai.federation.node import JOB_TERMS, Node
+from sovereign_ai.federation.private_node import calibrated_noise
 from sovereign_ai.federation.secure_wire import node_list, split_model_and_shares
 from sovereign_ai.governance import (
     CoordinatorIdentity,
@@ -59,7 +60,6 @@ from sovereign_ai.privacy import (
     Accounting,
     PrivacyEvent,
     Sampler,
-    calibrate_noise_multiplier,
     epsilon_spent,
 )
 
@@ -342,7 +342,10 @@ class PolicyGuard:
             if target is None or job_delta is None:
                 return float("inf")
             accounting = str(config.get("dp_accounting", "rdp"))
-            noise = _calibrated(target, job_delta, schedule.sampling_rate, steps, accounting)
+            noise = calibrated_noise(
+                target_epsilon=target, delta=job_delta, sampling_rate=schedule.sampling_rate,
+                steps=steps, accounting=accounting,
+            )  # fmt: skip
         return _job_epsilon(noise, schedule.sampling_rate, steps, delta)
 
 
@@ -400,18 +403,6 @@ def _job_epsilon(noise: float, rate: float, steps: int, delta: float) -> float:
         return float("inf")
     event = PrivacyEvent(noise, rate, steps, Sampler.for_rate(rate))
     return epsilon_spent([event], delta=delta, method=Accounting.RDP)
-
-
-@functools.lru_cache(maxsize=64)
-def _calibrated(target: float, delta: float, rate: float, steps: int, accounting: str) -> float:
-    return calibrate_noise_multiplier(
-        target_epsilon=target,
-        delta=delta,
-        sampling_rate=rate,
-        steps=steps,
-        sampler=Sampler.for_rate(rate),
-        method=Accounting(accounting),
-    )
 
 
 def enable_policy(

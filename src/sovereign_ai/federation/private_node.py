@@ -82,6 +82,7 @@ __all__ = [
     "LEDGER_FILE",
     "UNCLIPPED_REPORT",
     "NodePrivacySettings",
+    "calibrated_noise",
     "enable_differential_privacy",
     "open_node_ledger",
     "report_scale",
@@ -388,7 +389,7 @@ def _sample_level_noise(task: Task, schedule: DpSgdSchedule, *, rounds: int) -> 
     accounting = task.config.get("dp_accounting", "rdp")
     if accounting not in ("rdp", "pld"):
         raise ConfigError(f"Unknown accounting {accounting!r} in the task; refused.")
-    return _calibrated_noise(
+    return calibrated_noise(
         target_epsilon=_number(task, "dp_target_epsilon"),
         delta=_number(task, "dp_delta"),
         sampling_rate=schedule.sampling_rate,
@@ -398,9 +399,11 @@ def _sample_level_noise(task: Task, schedule: DpSgdSchedule, *, rounds: int) -> 
 
 
 @functools.lru_cache(maxsize=64)
-def _calibrated_noise(
+def calibrated_noise(
     *, target_epsilon: float, delta: float, sampling_rate: float, steps: int, accounting: str
 ) -> float:
+    """The noise multiplier a node uses for a DP-SGD job's target ε over its ``steps``
+    (cached: every task of a job asks again)."""
     return calibrate_noise_multiplier(
         target_epsilon=target_epsilon,
         delta=delta,

@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from sovereign_ai.core.durable_sqlite import DurableSqlite
 from sovereign_ai.errors import AuditError
 from sovereign_ai.governance.merkle import (
     MerkleFrontier,
@@ -233,24 +233,27 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+def _open(path: Path, *, create: bool) -> DurableSqlite:
+    """The log's file, checked to be an audit log (created if ``create`` and missing)."""
     if not create and not path.is_file():
         raise AuditError(f"No audit log at {path}.")
     try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        if create:
-            db.executescript(_SCHEMA)
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        file = DurableSqlite(path, schema=_SCHEMA if create else "")
+        tables = {
+            r[0] for r in file.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
     except sqlite3.DatabaseError as exc:
         raise AuditError(
             f"{path} is not a readable audit log ({exc}): the file is damaged or truncated."
         ) from exc
     if not {"meta", "entries", "checkpoints"} <= tables:
-        db.close()
+        file.close()
         raise AuditError(f"{path} is not an audit log: its tables are missing.")
-    return db
+    return file
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    return _open(path, create=create).db
 
 
 class AuditLog:
@@ -275,8 +278,12 @@ class AuditLog:
         self.path = Path(path)
         self.party = party
         self._signer = signer
-        self._lock = threading.RLock()
-        self._db = _connect(self.path, create=True)
+        self._file = _open(self.path, create=True)
+        self._db, self._lock, self._transaction = (
+            self._file.db,
+            self._file.lock,
+            self._file.transaction,
+        )
         try:
             with self._transaction() as db:
                 stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -304,12 +311,12 @@ class AuditLog:
                 frontier["size"], [bytes.fromhex(h) for h in frontier["heads"]]
             )
         except BaseException:
-            self._db.close()
+            self._file.close()
             raise
 
     def close(self) -> None:
         """Close the file."""
-        self._db.close()
+        self._file.close()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -321,20 +328,6 @@ class AuditLog:
     def size(self) -> int:
         """The number of entries."""
         return self._frontier.size
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._db.in_transaction:  # inside batch(): its transaction commits
-                yield self._db
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -19,12 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sovereign_ai.core.durable_sqlite import DurableSqlite
 from sovereign_ai.errors import ConfigError, PrivacyBudgetError
 from sovereign_ai.privacy.accounting import Accounting, PrivacyEvent, epsilon_spent
 
@@ -89,37 +88,22 @@ class PrivacyLedger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
         try:
-            # One connection, used by whichever thread answers a task (a lock serialises them).
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._file = DurableSqlite(self.path, schema=_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path} is not a privacy ledger: {exc}.") from exc
+        self._db = self._file.db
+        self._transaction = self._file.transaction
 
     def close(self) -> None:
         """Close the file."""
-        self._db.close()
+        self._file.close()
 
     def __enter__(self) -> PrivacyLedger:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, from the first statement
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # Budgets ------------------------------------------------------------------------------------
     def set_budget(

@@ -194,7 +194,7 @@ def demo(
         )
     if spec.privacy.enabled:
         console.print(
-            f"Differential privacy: every hospital trained with {spec.privacy.mode.upper()} for "
+            f"Differential privacy: every hospital trained with {_mode_name(spec.privacy.mode)} for "
             f"ε = {spec.privacy.target_epsilon or 0:g} over the whole job (δ = "
             f"{spec.privacy.delta:g}), calibrated for its own rows; the inputs were scaled by the "
             "dataset's published ranges, so no statistics of any hospital's rows left it. The "
@@ -248,3 +248,7 @@ def governance_table(reports: Sequence[SiteReport]) -> Table:
             report.audit,
         )  # fmt: skip
     return table
+
+
+def _mode_name(mode: str) -> str:
+    return "DP-SGD" if mode == "dpsgd" else f"client-level DP ({mode} noise)"

@@ -194,7 +194,8 @@ def demo(
         )
     if spec.privacy.enabled:
         console.print(
-            f"Differential privacy: every hospital trained with {_mode_name(spec.privacy.mode)} for "
+            f"Differential privacy: every hospital trained with {_mode_name(spec.privacy.mode)} "
+            "for "
             f"ε = {spec.privacy.target_epsilon or 0:g} over the whole job (δ = "
             f"{spec.privacy.delta:g}), calibrated for its own rows; the inputs were scaled by the "
             "dataset's published ranges, so no statistics of any hospital's rows left it. The "

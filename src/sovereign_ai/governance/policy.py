@@ -38,23 +38,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from sovereign_ai.core.jurisdiction import check_jurisdiction
 from sovereign_ai.errors import ConfigError
 
 __all__ = ["NodePolicy", "OutputsPolicy", "normalise_fingerprint"]
 
-_JURISDICTION = re.compile(r"^[A-Z]{2}$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-def _jurisdiction(value: str) -> str:
-    if not _JURISDICTION.fullmatch(value):
-        raise ValueError(
-            "must be a two-letter code in capitals (ISO 3166-1 alpha-2, or 'EU'), as the "
-            f"federation CA writes it into the coordinator's certificate; got {value!r}"
-        )
-    return value
 
 
 def normalise_fingerprint(value: str) -> str:
@@ -89,7 +80,7 @@ def _name(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
+Jurisdiction = Annotated[str, AfterValidator(check_jurisdiction)]
 Fingerprint = Annotated[str, AfterValidator(normalise_fingerprint)]
 ModelName = Annotated[str, _name(_MODEL_NAME, "model name (letters, digits, '.', '_', '-')")]
 MetricName = Annotated[str, _name(_METRIC_NAME, "metric name, e.g. 'accuracy'")]

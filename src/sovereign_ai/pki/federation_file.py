@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from sovereign_ai.core.jurisdiction import check_jurisdiction
 from sovereign_ai.errors import ConfigError
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAX_VALIDITY_DAYS = 36_500  # a century: anything longer is a typo
-_JURISDICTION = re.compile(r"^[A-Z]{2}$")
 
 
 def check_name(value: str) -> str:
@@ -84,15 +84,6 @@ def _check_host(value: str) -> str:
     return value
 
 
-def _check_jurisdiction(value: str) -> str:
-    if not _JURISDICTION.fullmatch(value):
-        raise ValueError(
-            "must be a two-letter code in capitals (ISO 3166-1 alpha-2, or 'EU'); "
-            f"got {value!r} instead"
-        )
-    return value
-
-
 def _check_address(value: str) -> str:
     split_address(value)
     return value
@@ -117,7 +108,7 @@ def split_address(address: str) -> tuple[str, int]:
 Name = Annotated[StrictStr, AfterValidator(check_name)]
 Host = Annotated[StrictStr, AfterValidator(_check_host)]
 Address = Annotated[StrictStr, AfterValidator(_check_address)]
-Jurisdiction = Annotated[StrictStr, AfterValidator(_check_jurisdiction)]
+Jurisdiction = Annotated[StrictStr, AfterValidator(check_jurisdiction)]
 
 
 class _Section(BaseModel):

@@ -1,5 +1,5 @@
-"""A node's audit log in its round: tasks and answers recorded as they leave, signed, and the
-policy's decisions with them; no answer leaves unrecorded."""
+"""A node's audit log in its round: tasks recorded as they come, each call the egress guard
+reports recorded before it leaves (answers signed), and the policy's decisions with them."""
 
 from __future__ import annotations
 
@@ -18,8 +18,14 @@ from sovereign_ai.federation import (
     parse_job_spec,
     stage_config,
 )
-from sovereign_ai.federation.audited_node import enable_audit, payload_digest, policy_recorder
+from sovereign_ai.federation.audited_node import (
+    egress_recorder,
+    enable_audit,
+    payload_digest,
+    policy_recorder,
+)
 from sovereign_ai.federation.governed_node import enable_policy
+from sovereign_ai.federation.transports.grpc import Egress, WireDigest
 from sovereign_ai.governance import AuditLog, NodePolicy, read_entries, verify_log
 from sovereign_ai.pki.signing import ephemeral_federation
 
@@ -53,25 +59,42 @@ def task(stage: Stage, round_number: int = 1, **settings: object) -> Task:
     return Task("job-1", round_number, stage, "site-a", START, {**CONFIG, **settings})
 
 
-def test_every_answer_is_recorded_with_the_digest_of_what_leaves_and_signed(
-    tmp_path: Path,
-) -> None:
+def test_every_task_is_recorded_before_it_is_handled(tmp_path: Path) -> None:
     node, log = audited(tmp_path / "audit.sqlite")
-    answers = [node.handle(task(Stage.TRAIN, 1)), node.handle(task(Stage.EVALUATE, 1))]
+    tasks = [task(Stage.TRAIN, 1), task(Stage.EVALUATE, 1)]
+    for each in tasks:
+        node.handle(each)
     log.close()
     entries = read_entries(tmp_path / "audit.sqlite")
-    assert [(e.kind, e.body["stage"]) for e in entries] == [
-        ("task", "train"), ("egress", "train"), ("task", "evaluate"), ("egress", "evaluate")
-    ]  # fmt: skip
-    for entry, answer in zip(entries[1::2], answers, strict=True):
-        wire = streamed(answer.parameters)
-        assert Parameters.from_bytes(wire) == answer.parameters
+    assert [(e.kind, e.body["stage"]) for e in entries] == [("task", "train"), ("task", "evaluate")]
+    for entry, each in zip(entries, tasks, strict=True):
+        wire = streamed(each.parameters)
         assert entry.body["sha256"] == hashlib.sha256(wire).hexdigest()
         assert entry.body["bytes"] == len(wire)
-        assert entry.body["metrics"] == dict(answer.metrics)
-        assert entry.body["to"] == "coordinator" and entry.job_id == "job-1"
+        assert entry.job_id == "job-1" and entry.round_number == 1
+
+
+def test_each_call_the_guard_reports_becomes_an_egress_entry_and_answers_are_signed(
+    tmp_path: Path,
+) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", party="site-a", signer=SIGNER)
+    record = egress_recorder(log)
+    wire = WireDigest("ab" * 32, 1234, 3)
+    record(Egress("connect", "127.0.0.1:1", WireDigest("cd" * 32, 800, 1)))
+    record(Egress("PullTask", "127.0.0.1:1", WireDigest("ef" * 32, 20, 1),
+                  details={"node": "site-a", "max_wait_ms": 10_000}))  # fmt: skip
+    details = {"num_examples": 30, "metrics": {"loss": 0.5}}
+    record(Egress("PushResult", "127.0.0.1:1", wire, job_id="job-1", round_number=2,
+                  stage="train", details=details))  # fmt: skip
+    log.close()
+    entries = read_entries(tmp_path / "audit.sqlite")
+    assert [e.body["stage"] for e in entries] == ["connect", "poll", "train"]
+    answer = entries[-1]
+    assert (answer.job_id, answer.round_number) == ("job-1", 2)
+    assert answer.body["sha256"] == wire.sha256 and answer.body["bytes"] == 1234
+    assert answer.body["metrics"] == {"loss": 0.5} and answer.body["rpc"] == "PushResult"
     report = verify_log(tmp_path / "audit.sqlite")
-    assert report.ok and report.signed_through == 4  # every answer left under a signature
+    assert report.ok and report.signed_through == 3  # the answer's checkpoint covers all before
 
 
 def test_the_digest_is_of_the_bytes_streamed_whatever_the_chunking() -> None:
@@ -80,7 +103,7 @@ def test_the_digest_is_of_the_bytes_streamed_whatever_the_chunking() -> None:
     assert payload_digest(big) == (hashlib.sha256(wire).hexdigest(), len(wire))
 
 
-def test_no_answer_leaves_if_it_cannot_be_recorded(tmp_path: Path) -> None:
+def test_no_task_is_handled_if_it_cannot_be_recorded(tmp_path: Path) -> None:
     node, log = audited(tmp_path / "audit.sqlite")
     log.close()  # the disk is gone, say
     with pytest.raises(Exception, match="closed"):

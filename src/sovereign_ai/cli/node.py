@@ -25,8 +25,11 @@ from sovereign_ai.cli.node_check import check
 from sovereign_ai.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sovereign_ai.federation import Node
+    from sovereign_ai.federation.governed_node import PolicyGuard
     from sovereign_ai.federation.private_node import NodePrivacySettings
-    from sovereign_ai.governance import NodePolicy
+    from sovereign_ai.governance import AuditLog, NodePolicy
+    from sovereign_ai.pki import NodeKit
 
 __all__ = ["node_app"]
 
@@ -82,16 +85,10 @@ def start(
     console = Console()
     with friendly_errors():
         from sovereign_ai.data import load_file
-        from sovereign_ai.federation.audited_node import enable_audit, policy_recorder
+        from sovereign_ai.federation.audited_node import egress_recorder
         from sovereign_ai.federation.deployment import node_from_dataset
-        from sovereign_ai.federation.governed_node import enable_policy
-        from sovereign_ai.federation.private_node import (
-            enable_differential_privacy,
-            open_node_ledger,
-        )
         from sovereign_ai.federation.secure_node import enable_secure_aggregation
         from sovereign_ai.federation.transports.grpc import GrpcNodeClient
-        from sovereign_ai.governance.audit_log import AUDIT_FILE, AuditLog
         from sovereign_ai.pki import expiry_warnings, load_node_kit
         from sovereign_ai.pki.signing import IdentitySigner, NodeSignatureVerifier
 
@@ -110,31 +107,7 @@ def start(
         node = node_from_dataset(
             node_kit.name, dataset, local_test_fraction=local_test_fraction, seed=0
         )
-        # Every task taken and every answer sent is recorded, signed, in the kit's audit log.
-        audit_log = AuditLog(
-            kit / AUDIT_FILE, party=node_kit.name, signer=IdentitySigner.from_kit(node_kit)
-        )
-        policy = _node_policy(kit)
-        guard = None
-        if policy is not None:  # its egress slot runs first, before privacy and masking
-            guard = enable_policy(node, policy, record=policy_recorder(audit_log))
-            console.print(f"Policy ({kit / POLICY_FILE}): {policy.summary()}", highlight=False)
-        else:
-            console.print(f"No {POLICY_FILE} in the kit: this node answers every job's tasks.")
-        privacy = _privacy_settings(kit)
-        if privacy is not None:  # the owner's budget: jobs with DP are accounted in its ledger
-            ledger = open_node_ledger(kit, privacy)
-            enable_differential_privacy(node, ledger=ledger, dataset=privacy.dataset)
-            spent = ledger.spent(privacy.dataset)
-            console.print(
-                f"Privacy budget of dataset {privacy.dataset!r}: ε {spent:.3f} spent of "
-                f"{privacy.max_epsilon:g} (δ = {privacy.delta:g}); see 'sovereign privacy report'."
-            )
-        enable_audit(node, audit_log)
-        console.print(
-            f"Audit log: {kit / AUDIT_FILE} ({audit_log.size} entries so far); check it with "
-            "'sovereign audit verify'."
-        )
+        audit_log, guard = _govern(console, kit, node_kit, node)
         # Secure aggregation signs this node's advertised keys with its certificate key and
         # checks its neighbours' against the federation CA of the kit.
         enable_secure_aggregation(
@@ -149,6 +122,7 @@ def start(
             allow_insecure=allow_insecure,
             on_answer=lambda report: console.print(describe_answer(report), highlight=False),
             on_coordinator=None if guard is None else guard.coordinator_verified,
+            record_egress=egress_recorder(audit_log),  # nothing is sent before it is recorded
         )
         signal.signal(signal.SIGTERM, lambda signum, frame: client.stop())
         signal.signal(signal.SIGINT, lambda signum, frame: client.stop())
@@ -157,12 +131,54 @@ def start(
             f"({len(node.data.train_labels)} to train, {len(node.data.test_labels)} to evaluate); "
             f"dialling {coordinator or node_kit.coordinator_address}."
         )
-        ended = client.serve_forever()
+        try:
+            ended = client.serve_forever()
+        finally:
+            audit_log.checkpoint()  # the last long-polls are signed too
+            audit_log.close()
     if ended is None:
         console.print(f"Node {node_kit.name!r} stopped.")
         return
     # Exit 0 even when the job failed: the job ended, not this node; the summary says why.
     console.print(describe_job_end(node_kit.name, ended, tasks_answered=client.tasks_handled))
+
+
+def _govern(
+    console: Console, kit: Path, node_kit: NodeKit, node: Node
+) -> tuple[AuditLog, PolicyGuard | None]:
+    """The site's own controls on ``node``: its policy, privacy budget and audit log."""
+    from sovereign_ai.federation.audited_node import enable_audit, policy_recorder
+    from sovereign_ai.federation.governed_node import enable_policy
+    from sovereign_ai.federation.private_node import enable_differential_privacy, open_node_ledger
+    from sovereign_ai.governance.audit_log import AUDIT_FILE, AuditLog
+    from sovereign_ai.pki.signing import IdentitySigner
+
+    # Every task taken and every call sent is recorded, signed, in the kit's audit log.
+    audit_log = AuditLog(
+        kit / AUDIT_FILE, party=node_kit.name, signer=IdentitySigner.from_kit(node_kit)
+    )
+    policy = _node_policy(kit)
+    guard = None
+    if policy is not None:  # its egress slot runs first, before privacy and masking
+        guard = enable_policy(node, policy, record=policy_recorder(audit_log))
+        console.print(f"Policy ({kit / POLICY_FILE}): {policy.summary()}", highlight=False)
+    else:
+        console.print(f"No {POLICY_FILE} in the kit: this node answers every job's tasks.")
+    privacy = _privacy_settings(kit)
+    if privacy is not None:  # the owner's budget: jobs with DP are accounted in its ledger
+        ledger = open_node_ledger(kit, privacy)
+        enable_differential_privacy(node, ledger=ledger, dataset=privacy.dataset)
+        spent = ledger.spent(privacy.dataset)
+        console.print(
+            f"Privacy budget of dataset {privacy.dataset!r}: ε {spent:.3f} spent of "
+            f"{privacy.max_epsilon:g} (δ = {privacy.delta:g}); see 'sovereign privacy report'."
+        )
+    enable_audit(node, audit_log)
+    console.print(
+        f"Audit log: {kit / AUDIT_FILE} ({audit_log.size} entries so far); check it with "
+        "'sovereign audit verify'."
+    )
+    return audit_log, guard
 
 
 def _node_settings(kit: Path) -> dict[str, Any]:

@@ -1,31 +1,31 @@
-"""A node's audit log in its round: every task it takes and every answer it lets out, recorded.
+"""A node's audit log in its round: every task it takes and every byte it sends, recorded.
 
-:func:`enable_audit` records, in the node's own :class:`~sovereign_ai.governance.AuditLog`:
+- :func:`enable_audit` records every task that passed the node's checks, before its handler
+  runs (``task``: stage, job, round, the SHA-256 and size of the parameters received, the names
+  of its settings);
+- :func:`egress_recorder` is the recorder of the node's egress guard (the gRPC client's only way
+  to the network): one ``egress`` entry per call, *before* it is sent — each connection (the
+  certificate presented), each long-poll, and each answer with its header, metrics, payload
+  digest, or refusal text, and the SHA-256 and size of the exact bytes handed to gRPC. After an
+  answer's entry a checkpoint of the log is signed with the node's certificate key, in the same
+  transaction, so every answer that left is covered by a signature;
+- :func:`policy_recorder` records the node policy's decisions (``job_accepted``,
+  ``job_refused``, ``task_refused``).
 
-- ``task``: every task that passed the node's checks, before its handler runs (stage, job,
-  round, the SHA-256 and size of the parameters received, the names of its settings);
-- ``egress``: every answer, in the egress pipeline's last slot (``audit``, after policy,
-  privacy and masking), so what is recorded is what leaves: stage, recipient, the SHA-256 and
-  size of the parameters payload exactly as the transport streams it (safetensors), the example
-  count and the metrics sent. The entry is on disk and a checkpoint of the log signed with the
-  node's certificate key *before* the answer is handed to the transport, so every answer that
-  left is covered by a signature;
-- the node policy's decisions (``job_accepted``, ``job_refused``, ``task_refused``), through
-  :func:`policy_recorder`.
-
-If the log cannot be written, the answer does not leave (fail closed).
+If the log cannot be written, nothing is sent (fail closed).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from sovereign_ai.core import Parameters, Result, Task
+from sovereign_ai.core import Parameters, Task
 from sovereign_ai.federation.governed_node import PolicyRecorder
 from sovereign_ai.federation.node import Node
+from sovereign_ai.federation.transports.grpc import Egress, EgressRecorder
 from sovereign_ai.governance import AuditLog
 
-__all__ = ["enable_audit", "payload_digest", "policy_recorder"]
+__all__ = ["egress_recorder", "enable_audit", "payload_digest", "policy_recorder"]
 
 _CHUNK = 1 << 20
 
@@ -39,22 +39,17 @@ def payload_digest(parameters: Parameters) -> tuple[str, int]:
     return digest.hexdigest(), encoded.size
 
 
-def enable_audit(node: Node, log: AuditLog, *, recipient: str = "coordinator") -> None:
-    """Record ``node``'s tasks and answers in ``log``.
+def enable_audit(node: Node, log: AuditLog) -> None:
+    """Record in ``log`` every task ``node`` takes, before its handler runs.
+
+    What the node sends is recorded by its egress guard (:func:`egress_recorder`).
 
     Parameters
     ----------
     node
-        The node; gains a task check and fills its ``audit`` egress slot.
+        The node; gains a task check.
     log
         The node's own audit log (its kit's ``audit-log.sqlite``).
-    recipient
-        Whom the answers go to, as recorded.
-
-    Raises
-    ------
-    ConfigError
-        If the node's audit slot is already filled.
     """
 
     def record_task(task: Task) -> None:
@@ -66,23 +61,40 @@ def enable_audit(node: Node, log: AuditLog, *, recipient: str = "coordinator") -
             job_id=task.job_id, round_number=task.round_number,
         )  # fmt: skip
 
-    def record_egress(task: Task, result: Result) -> Result:
-        digest, size = payload_digest(result.parameters)
-        body = {
-            "stage": task.stage.value,
-            "to": recipient,
-            "sha256": digest,
-            "bytes": size,
-            "num_examples": result.num_examples,
-            "metrics": dict(result.metrics),
-        }
-        with log.batch():  # the entry and the signature over it, on disk together
-            log.append("egress", body, job_id=task.job_id, round_number=task.round_number)
-            log.checkpoint()
-        return result
-
     node.add_task_check(record_task)
-    node.egress.install("audit", record_egress)
+
+
+def egress_recorder(log: AuditLog) -> EgressRecorder:
+    """The recorder for a node's egress guard (``GrpcNodeClient(record_egress=...)``).
+
+    Each call becomes one ``egress`` entry: ``rpc``, ``to`` (the address), ``stage`` (the
+    answer's stage; ``connect`` or ``poll`` for the others), ``sha256`` and ``bytes`` of what is
+    sent (:mod:`~sovereign_ai.federation.transports.grpc._wire_digest`), ``messages``, and what
+    the bytes say (``details``). An answer's entry is followed by a signed checkpoint.
+    """
+
+    def record(egress: Egress) -> None:
+        stage = egress.stage or _OTHER_STAGES.get(egress.rpc, egress.rpc)
+        body = {
+            "rpc": egress.rpc,
+            "to": egress.address,
+            "stage": stage,
+            "sha256": egress.wire.sha256,
+            "bytes": egress.wire.wire_bytes,
+            "messages": egress.wire.messages,
+            **egress.details,
+        }
+        if egress.rpc != "PushResult":
+            log.append("egress", body)
+            return
+        with log.batch():  # the entry and the signature over it, on disk together
+            log.append("egress", body, job_id=egress.job_id, round_number=egress.round_number)
+            log.checkpoint()
+
+    return record
+
+
+_OTHER_STAGES = {"connect": "connect", "PullTask": "poll"}
 
 
 def policy_recorder(log: AuditLog) -> PolicyRecorder:

@@ -24,6 +24,7 @@ from sovereign_ai.federation.transports.grpc._service import (
     Undecodable,
     service_handler,
 )
+from sovereign_ai.federation.transports.grpc._wire_digest import Framed
 from sovereign_ai.pki import CoordinatorKit, NodeKit
 
 SERVICE = "/sovereign.federation.v1.Federation/"
@@ -100,7 +101,7 @@ class ScriptedCoordinator:
     pushed_event: threading.Condition = field(default_factory=threading.Condition)
 
     def pull_task(
-        self, request: pb.PullRequest | Undecodable, context: Any
+        self, request: Framed[pb.PullRequest | Undecodable], context: Any
     ) -> Iterator[pb.TaskChunk]:
         try:
             yield from self.tasks.get(timeout=0.2)
@@ -108,9 +109,11 @@ class ScriptedCoordinator:
             return
 
     def push_result(
-        self, requests: Iterator[pb.ResultChunk | Undecodable], context: Any
+        self, requests: Iterator[Framed[pb.ResultChunk | DataFrame | Undecodable]], context: Any
     ) -> pb.PushReply:
-        messages = [m for m in requests if isinstance(m, pb.ResultChunk | DataFrame)]
+        messages = [
+            f.message for f in requests if isinstance(f.message, pb.ResultChunk | DataFrame)
+        ]
         header = messages[0].header
         with self.pushed_event:
             self.pushed.append((header, b"".join(m.data for m in messages[1:])))

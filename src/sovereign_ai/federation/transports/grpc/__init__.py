@@ -31,11 +31,19 @@ Identity
     handshake before every new channel, that the server's certificate is this federation's
     *coordinator* certificate (gRPC's Python API does not expose it on the channel).
 
+Egress guard
+    The node's client sends only through its :class:`Egress` guard: each connection, long-poll
+    and answer is described to the node's recorder (its audit log) with the SHA-256 of the exact
+    bytes, and sent only once recorded; calls started any other way are refused. The coordinator
+    can report every call it receives (:class:`Received`) with the same digest, so the two
+    parties' records match message for message.
+
 Plaintext (``allow_insecure=True`` on both ends) exists for tests only, logs a warning, and takes
 the node's name from call metadata: anyone could then claim to be any node.
 """
 
 from sovereign_ai.federation.transports.grpc._coordinator import GrpcCoordinatorTransport
+from sovereign_ai.federation.transports.grpc._egress_guard import Egress, EgressRecorder
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
 from sovereign_ai.federation.transports.grpc._node_client import (
     AnswerReport,
@@ -47,14 +55,24 @@ from sovereign_ai.federation.transports.grpc._status import (
     CoordinatorStatus,
     fetch_status,
 )
+from sovereign_ai.federation.transports.grpc._wire_digest import (
+    Received,
+    ReceivedCallback,
+    WireDigest,
+)
 
 __all__ = [
     "AnswerReport",
     "ConnectedNode",
     "CoordinatorStatus",
+    "Egress",
+    "EgressRecorder",
     "GrpcCoordinatorTransport",
     "GrpcNodeClient",
     "JobEnd",
+    "Received",
+    "ReceivedCallback",
+    "WireDigest",
     "WireLimits",
     "fetch_status",
 ]

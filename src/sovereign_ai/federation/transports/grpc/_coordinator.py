@@ -24,6 +24,7 @@ from sovereign_ai.federation.transports.grpc._service import service_handler
 from sovereign_ai.federation.transports.grpc._servicer import CoordinatorServicer
 from sovereign_ai.federation.transports.grpc._status import ConnectedNode, CoordinatorStatus
 from sovereign_ai.federation.transports.grpc._trust import PeerAuthenticator
+from sovereign_ai.federation.transports.grpc._wire_digest import ReceivedCallback
 from sovereign_ai.pki import CoordinatorKit, NodeStatus
 
 if TYPE_CHECKING:
@@ -98,6 +99,13 @@ class GrpcCoordinatorTransport:
     watch_kit_folder
         Re-read the roster and CRL when a file of ``kit.folder`` changes, so ``sovereign
         provision revoke`` locks a node out at its next call without a restart.
+    on_received
+        Called, from a server thread, with each node call received (:class:`Received`: the
+        SHA-256 and size of its request bytes, what it answers, accepted or why refused), so
+        the coordinator's audit log can be matched against each node's record of what it sent.
+    keep_received_bytes
+        Also pass the received messages' bytes to ``on_received`` (inspection and tests; holds
+        one more copy of each payload until the callback returns).
 
     Raises
     ------
@@ -122,6 +130,8 @@ class GrpcCoordinatorTransport:
         max_workers: int = 64,
         max_streams_per_connection: int = 100,
         watch_kit_folder: bool = True,
+        on_received: ReceivedCallback | None = None,
+        keep_received_bytes: bool = False,
     ) -> None:
         _positive("poll_wait_s", poll_wait_s)
         window_s = liveness_window_s if liveness_window_s is not None else 2 * poll_wait_s + 5
@@ -144,6 +154,8 @@ class GrpcCoordinatorTransport:
             limits=self._limits,
             poll_wait_s=poll_wait_s,
             status=self.status,
+            on_received=on_received,
+            keep_received_bytes=keep_received_bytes,
         )
         self._server = grpc.server(
             cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sovereign-grpc"),

@@ -52,7 +52,11 @@ class DataFrame:
 
     def SerializeToString(self) -> bytes:  # noqa: N802  # protobuf's API name
         """The chunk message's wire bytes, built with one copy of the data."""
-        return b"".join((_varint_prefix(self.data.nbytes), self.data))
+        return b"".join(self.parts())
+
+    def parts(self) -> tuple[bytes, memoryview]:
+        """The wire bytes as (tag and length, data view), without copying the data."""
+        return _varint_prefix(self.data.nbytes), self.data
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DataFrame):

@@ -12,6 +12,7 @@ coordinator announces that its job ended, :meth:`GrpcNodeClient.run` returns the
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import random
@@ -40,12 +41,11 @@ from sovereign_ai.federation.transports.grpc._codec import (
     refusal_message,
     result_messages,
 )
-from sovereign_ai.federation.transports.grpc._dial import open_channel, verify_coordinator
+from sovereign_ai.federation.transports.grpc._egress_guard import EgressGuard, EgressRecorder
 from sovereign_ai.federation.transports.grpc._frames import DataFrame
 from sovereign_ai.federation.transports.grpc._limits import WireLimits
 from sovereign_ai.federation.transports.grpc._service import (
     NODE_ID_METADATA,
-    FederationStub,
     Undecodable,
     translate_rpc_error,
 )
@@ -191,6 +191,11 @@ class GrpcNodeClient:
         handshake has verified it, before any task comes over the new channel (a node's policy
         checks whom it works for: :class:`~sovereign_ai.federation.governed_node.PolicyGuard`).
         Never called without TLS.
+    record_egress
+        Records each call before it is sent (the node's audit log: see
+        :func:`~sovereign_ai.federation.audited_node.egress_recorder`); if it raises, the call
+        is not sent and :meth:`run` stops with that error. Every byte the client sends goes
+        through its :class:`~._egress_guard.EgressGuard`.
 
     Raises
     ------
@@ -215,6 +220,7 @@ class GrpcNodeClient:
         seed: int | None = None,
         on_answer: AnswerCallback | None = None,
         on_coordinator: CoordinatorCallback | None = None,
+        record_egress: EgressRecorder | None = None,
     ) -> None:
         if node.node_id != kit.name:
             raise ConfigError(
@@ -240,15 +246,21 @@ class GrpcNodeClient:
         self._address = address or kit.coordinator_address
         self._allow_insecure = allow_insecure
         self._limits = limits or WireLimits()
-        self._poll_wait_s, self._connect_timeout_s = poll_wait_s, connect_timeout_s
+        self._poll_wait_s = poll_wait_s
+        self._guard = EgressGuard(
+            kit,
+            address=self._address,
+            limits=self._limits,
+            record=record_egress,
+            allow_insecure=allow_insecure,
+            connect_timeout_s=connect_timeout_s,
+        )
         self._transfer_timeout_s = transfer_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s, random.Random(seed))
         self._max_auth_failures = max_auth_failures
         self._metadata = ((NODE_ID_METADATA, kit.name),) if allow_insecure else ()
         self._stop = threading.Event()
         self._lock = threading.RLock()
-        self._channel: Any = None
-        self._stub: FederationStub | None = None
         self._pull_call: Any = None
         self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._unsent: _Answer | None = None
@@ -359,43 +371,23 @@ class GrpcNodeClient:
 
     # Connection ---------------------------------------------------------------------------------
     def _connect(self) -> None:
-        if self._stub is not None:
+        if self._guard.is_connected:
             return
-        if not self._allow_insecure:
-            verified = verify_coordinator(
-                self._kit, address=self._address, timeout_s=self._connect_timeout_s
-            )
+        verified = self._guard.connect()
+        if verified is not None:
             self.coordinator_name = verified.name
             if self._on_coordinator is not None:
                 self._on_coordinator(verified.name, verified.certificate)
-        channel = open_channel(
-            self._kit,
-            address=self._address,
-            limits=self._limits,
-            allow_insecure=self._allow_insecure,
-        )
-        with self._lock:
-            self._channel, self._stub = channel, FederationStub(channel)
         logger.info("Node %r connected to coordinator at %s", self.node_id, self._address)
 
     def _disconnect(self) -> None:
-        with self._lock:
-            channel, self._channel, self._stub = self._channel, None, None
-        if channel is not None:
-            channel.close()
-
-    def _require_stub(self) -> FederationStub:
-        with self._lock:
-            stub = self._stub
-        if stub is None:
-            raise TransportError("Not connected to the coordinator.")
-        return stub
+        self._guard.close()
 
     # One task -----------------------------------------------------------------------------------
     def _serve_one(self, stop_event: threading.Event) -> None:
         wait_ms = min(int(self._poll_wait_s * 1000), _MAX_WAIT_MS)
         request = pb.PullRequest(node_id=self.node_id, max_wait_ms=wait_ms)
-        call = self._require_stub().pull_task(
+        call = self._guard.pull(
             request,
             timeout=self._poll_wait_s + self._transfer_timeout_s,
             metadata=self._metadata,
@@ -477,22 +469,23 @@ class GrpcNodeClient:
         answer = self._unsent
         if answer is None:
             return
-        messages: Iterator[pb.ResultChunk | DataFrame] | None = None
+        messages: Callable[[], Iterator[pb.ResultChunk | DataFrame]] | None = None
         reason = answer.refusal or "declined"
-        if answer.result is not None:
+        result = answer.result
+        if result is not None:
             try:
-                messages = result_messages(
-                    answer.result, task_id=answer.header.task_id, limits=self._limits
+                result_messages(result, task_id=answer.header.task_id, limits=self._limits)
+                messages = functools.partial(
+                    result_messages, result, task_id=answer.header.task_id, limits=self._limits
                 )
             except SerializationError as exc:
                 reason = f"the result cannot be sent: {exc}"
         sent = answer.result if messages is not None else None
         if messages is None:
-            messages = iter([refusal_message(answer.header, reason=reason, limits=self._limits)])
+            refusal = refusal_message(answer.header, reason=reason, limits=self._limits)
+            messages = functools.partial(iter, [refusal])
         try:
-            self._require_stub().push_result(
-                messages, timeout=self._transfer_timeout_s, metadata=self._metadata
-            )
+            self._guard.push(messages, timeout=self._transfer_timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             error = translate_rpc_error(exc, action="PushResult", address=self._address)
             if isinstance(error, TransportError):

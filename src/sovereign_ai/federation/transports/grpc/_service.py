@@ -24,6 +24,7 @@ from sovereign_ai.errors import (
 )
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
 from sovereign_ai.federation.transports.grpc._frames import DataFrame, chunk_parser, serialize
+from sovereign_ai.federation.transports.grpc._wire_digest import Framed
 
 __all__ = [
     "NODE_ID_METADATA",
@@ -33,6 +34,7 @@ __all__ = [
     "FederationStub",
     "Undecodable",
     "abort",
+    "lenient",
     "service_handler",
     "translate_rpc_error",
 ]
@@ -57,7 +59,9 @@ class Undecodable:
 UNDECODABLE = Undecodable()
 
 
-def _lenient(parse: Callable[[bytes], M]) -> Callable[[bytes], M | Undecodable]:
+def lenient(parse: Callable[[bytes], M]) -> Callable[[bytes], M | Undecodable]:
+    """``parse``, with an invalid message becoming :data:`UNDECODABLE` instead of an error."""
+
     def deserialize(data: bytes) -> M | Undecodable:
         try:
             return parse(data)
@@ -67,17 +71,24 @@ def _lenient(parse: Callable[[bytes], M]) -> Callable[[bytes], M | Undecodable]:
     return deserialize
 
 
+def _framed(parse: Callable[[bytes], M]) -> Callable[[bytes], Framed[M]]:
+    def deserialize(data: bytes) -> Framed[M]:
+        return Framed(parse(data), data)
+
+    return deserialize
+
+
 class FederationServicer(Protocol):
     """What the coordinator implements; undecodable requests arrive as :data:`UNDECODABLE`."""
 
     def pull_task(
-        self, request: pb.PullRequest | Undecodable, context: Any
+        self, request: Framed[pb.PullRequest | Undecodable], context: Any
     ) -> Iterator[pb.TaskChunk | DataFrame]:
         """Long-poll for the calling node's next task."""
         ...
 
     def push_result(
-        self, requests: Iterator[pb.ResultChunk | DataFrame | Undecodable], context: Any
+        self, requests: Iterator[Framed[pb.ResultChunk | DataFrame | Undecodable]], context: Any
     ) -> pb.PushReply:
         """Receive one result stream."""
         ...
@@ -88,23 +99,27 @@ class FederationServicer(Protocol):
 
 
 def service_handler(servicer: FederationServicer) -> Any:
-    """A ``grpc.GenericRpcHandler`` routing the service's three methods to ``servicer``."""
+    """A ``grpc.GenericRpcHandler`` routing the service's three methods to ``servicer``.
+
+    Requests of ``PullTask`` and ``PushResult`` arrive :class:`Framed`, with the bytes they were
+    parsed from, so the coordinator can digest what it received (:mod:`._wire_digest`).
+    """
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
             "PullTask": grpc.unary_stream_rpc_method_handler(
                 servicer.pull_task,
-                request_deserializer=_lenient(pb.PullRequest.FromString),
+                request_deserializer=_framed(lenient(pb.PullRequest.FromString)),
                 response_serializer=serialize,
             ),
             "PushResult": grpc.stream_unary_rpc_method_handler(
                 servicer.push_result,
-                request_deserializer=_lenient(chunk_parser(pb.ResultChunk)),
+                request_deserializer=_framed(lenient(chunk_parser(pb.ResultChunk))),
                 response_serializer=pb.PushReply.SerializeToString,
             ),
             "Status": grpc.unary_unary_rpc_method_handler(
                 servicer.status,
-                request_deserializer=_lenient(pb.StatusRequest.FromString),
+                request_deserializer=lenient(pb.StatusRequest.FromString),
                 response_serializer=pb.StatusReply.SerializeToString,
             ),
         },
@@ -119,7 +134,7 @@ class FederationStub:
         self.pull_task = channel.unary_stream(
             prefix + "PullTask",
             request_serializer=pb.PullRequest.SerializeToString,
-            response_deserializer=_lenient(chunk_parser(pb.TaskChunk)),
+            response_deserializer=lenient(chunk_parser(pb.TaskChunk)),
         )
         self.push_result = channel.stream_unary(
             prefix + "PushResult",

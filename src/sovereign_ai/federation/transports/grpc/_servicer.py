@@ -54,6 +54,12 @@ from sovereign_ai.federation.transports.grpc._trust import (
     PeerAuthenticator,
     UnauthenticatedError,
 )
+from sovereign_ai.federation.transports.grpc._wire_digest import (
+    Framed,
+    Received,
+    ReceivedCallback,
+    WireTally,
+)
 
 __all__ = ["CoordinatorServicer"]
 
@@ -73,8 +79,12 @@ class CoordinatorServicer:
         limits: WireLimits,
         poll_wait_s: float,
         status: Callable[[], CoordinatorStatus],
+        on_received: ReceivedCallback | None = None,
+        keep_received_bytes: bool = False,
     ) -> None:
         self._book = book
+        self._on_received = on_received
+        self._keep = keep_received_bytes
         self._auth = authenticator
         self._limits = limits
         self._poll_wait_s = poll_wait_s
@@ -95,13 +105,22 @@ class CoordinatorServicer:
             abort(context, exc)
 
     # PullTask -----------------------------------------------------------------------------------
+    def _report(self, tally: WireTally, rpc: str, node_id: str, **binding: Any) -> None:
+        if self._on_received is not None:
+            self._on_received(
+                Received(rpc, node_id, tally.digest, messages=tuple(tally.kept), **binding)
+            )
+
     def pull_task(
-        self, request: pb.PullRequest | Undecodable, context: Any
+        self, framed: Framed[pb.PullRequest | Undecodable], context: Any
     ) -> Iterator[pb.TaskChunk | DataFrame]:
         """Long-poll for the caller's next task; an empty stream means none arrived in time."""
+        tally = WireTally(keep=self._keep)
+        request = next(tally.unwrap([framed]))
         if not isinstance(request, pb.PullRequest):
             abort(context, SerializationError("The PullRequest is not a valid protocol buffer."))
         node_id = self._admit(context, claimed=request.node_id).name
+        self._report(tally, "PullTask", node_id)
         self._book.touch(node_id)
         wait_s = self._poll_wait_s
         if request.max_wait_ms:
@@ -141,25 +160,49 @@ class CoordinatorServicer:
                 self._pushes[node_id] -= 1
 
     def push_result(
-        self, requests: Iterator[pb.ResultChunk | DataFrame | Undecodable], context: Any
+        self, framed: Iterator[Framed[pb.ResultChunk | DataFrame | Undecodable]], context: Any
     ) -> pb.PushReply:
         """Accept one result for an outstanding task issued to the caller, exactly once."""
         node_id = self._admit(context).name
         self._book.touch(node_id)
+        tally = WireTally(keep=self._keep)
+        requests = tally.unwrap(framed)
+        binding: dict[str, Any] = {"refusal": "the result stream broke off"}
+        try:
+            reply = self._push(requests, context, node_id=node_id, binding=binding)
+            binding["refusal"] = ""
+            return reply
+        finally:
+            self._report(tally, "PushResult", node_id, **binding)
+
+    def _push(
+        self,
+        requests: Iterator[pb.ResultChunk | DataFrame | Undecodable],
+        context: Any,
+        *,
+        node_id: str,
+        binding: dict[str, Any],
+    ) -> pb.PushReply:
         with self._push_slot(node_id, context):
             try:
                 first = next(requests, None)
                 if not isinstance(first, pb.ResultChunk) or first.WhichOneof("part") != "header":
                     raise SerializationError("A result stream must start with its header.")
                 header = first.header
+                binding.update(
+                    job_id=header.job_id[:200],
+                    round_number=header.round_number,
+                    stage=header.stage[:64],
+                )
                 check_result_header(header, limits=self._limits)
                 pending = self._book.claim(header.task_id, node_id)
             except (SerializationError, StaleMessageError) as exc:
                 logger.warning("Refused a result from %s: %s", node_id, str(exc))
+                binding["refusal"] = str(exc)
                 abort(context, exc)
             except grpc.RpcError:
                 abort(context, TransportError("The result stream broke off."), code=_CANCELLED)
-            self._receive(pending, header, requests, context, node_id=node_id)
+            self._receive(pending, header, requests, context, node_id=node_id, binding=binding)
         return pb.PushReply(task_id=header.task_id)
 
     def _receive(
@@ -170,6 +213,7 @@ class CoordinatorServicer:
         context: Any,
         *,
         node_id: str,
+        binding: dict[str, Any],
     ) -> None:
         refusal = "the result stream broke off"
         try:
@@ -193,6 +237,7 @@ class CoordinatorServicer:
         except grpc.RpcError:
             abort(context, TransportError(refusal), code=_CANCELLED)
         finally:
+            binding["refusal"] = refusal
             if refusal:
                 self._book.release(pending, refusal=refusal)
         logger.debug("Accepted the result of task %s from %s", pending.task_id.hex(), node_id)

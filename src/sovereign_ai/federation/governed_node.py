@@ -63,7 +63,7 @@ from sovereign_ai.privacy import (
     epsilon_spent,
 )
 
-__all__ = ["PolicyGuard", "PolicyRecorder", "enable_policy"]
+__all__ = ["PolicyGuard", "PolicyRecorder", "declared_terms", "enable_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -289,16 +289,7 @@ class PolicyGuard:
         size = None
         if self.policy.max_parameters is not None:
             size = get_parameters(self.node.model_for(task)).num_scalars
-        mode = task.config.get("job_privacy_mode")
-        secure = task.config.get("job_secure_aggregation")
-        return JobTerms(
-            model=str(task.config.get("model", "")),
-            model_parameters=size,
-            rounds=_integer(task, "job_rounds"),
-            secure_aggregation=secure if isinstance(secure, bool) else None,
-            privacy_mode=mode if isinstance(mode, str) else None,
-            min_nodes=_integer(task, "job_min_nodes"),
-        )
+        return declared_terms(task.config, model_parameters=size)
 
     def _request(self, task: Task) -> TaskRequest:
         output, is_masked = _output(task)
@@ -349,8 +340,43 @@ class PolicyGuard:
         return _job_epsilon(noise, schedule.sampling_rate, steps, delta)
 
 
+def declared_terms(
+    config: Mapping[str, ConfigValue], *, model_parameters: int | None = None
+) -> JobTerms:
+    """The terms a job declares in a task's settings, as a node's policy judges them.
+
+    Parameters
+    ----------
+    config
+        A task's settings: the coordinator writes the job's terms into every task
+        (:data:`~sovereign_ai.federation.node.JOB_TERMS`, ``assembly.stage_config``).
+    model_parameters
+        How many parameters the job's model has as this node builds it (``None``: not counted).
+
+    Returns
+    -------
+    JobTerms
+        A term the settings lack, or hold with the wrong type, is ``None``: a rule that needs it
+        then refuses (``policy.terms_missing``).
+    """
+    mode = config.get("job_privacy_mode")
+    secure = config.get("job_secure_aggregation")
+    return JobTerms(
+        model=str(config.get("model", "")),
+        model_parameters=model_parameters,
+        rounds=_setting_integer(config, "job_rounds"),
+        secure_aggregation=secure if isinstance(secure, bool) else None,
+        privacy_mode=mode if isinstance(mode, str) else None,
+        min_nodes=_setting_integer(config, "job_min_nodes"),
+    )
+
+
 def _integer(task: Task, key: str) -> int | None:
-    value = task.config.get(key)
+    return _setting_integer(task.config, key)
+
+
+def _setting_integer(config: Mapping[str, ConfigValue], key: str) -> int | None:
+    value = config.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

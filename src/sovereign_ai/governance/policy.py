@@ -218,6 +218,12 @@ class NodePolicy(_Strict):
 
     def summary(self) -> str:
         """One line for the node's start-up output: every rule that refuses something."""
+        where = f"site in {self.jurisdiction}; " if self.jurisdiction else ""
+        return where + "; ".join(self.rules())
+
+    def rules(self) -> list[str]:
+        """Each rule in force, in a few words (``"≤ 50 rounds"``); the last says which outputs
+        may leave."""
         rules: list[str] = []
         if self.allowed_coordinators:
             rules.append(f"{len(self.allowed_coordinators)} pinned coordinator(s)")
@@ -240,8 +246,7 @@ class NodePolicy(_Strict):
         if self.max_rounds is not None:
             rules.append(f"≤ {self.max_rounds} rounds")
         rules.append(f"outputs: {_outputs_summary(self.outputs)}")
-        where = f"site in {self.jurisdiction}; " if self.jurisdiction else ""
-        return where + "; ".join(rules)
+        return rules
 
 
 def _outputs_summary(outputs: OutputsPolicy) -> str:

@@ -18,25 +18,13 @@ If the log cannot be written, the answer does not leave (fail closed).
 
 from __future__ import annotations
 
-import hashlib
-
-from sovereign_ai.core import Parameters, Result, Task
+from sovereign_ai.core import Result, Task
+from sovereign_ai.federation.digests import payload_digest
 from sovereign_ai.federation.governed_node import PolicyRecorder
 from sovereign_ai.federation.node import Node
 from sovereign_ai.governance import AuditLog
 
-__all__ = ["enable_audit", "payload_digest", "policy_recorder"]
-
-_CHUNK = 1 << 20
-
-
-def payload_digest(parameters: Parameters) -> tuple[str, int]:
-    """SHA-256 (hex) and size in bytes of ``parameters`` as they travel (safetensors)."""
-    encoded = parameters.encoded()
-    digest = hashlib.sha256()
-    for chunk in encoded.chunks(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest(), encoded.size
+__all__ = ["enable_audit", "policy_recorder"]
 
 
 def enable_audit(node: Node, log: AuditLog, *, recipient: str = "coordinator") -> None:

@@ -319,3 +319,8 @@ def test_a_closed_or_unwritable_log_raises_an_audit_error_and_keeps_its_size(
         log.checkpoint()
     assert log.size == 1
     assert [e.body for e in read_entries(tmp_path / "audit.sqlite")] == [{"bytes": 1}]
+
+
+def test_a_log_that_cannot_be_created_says_where_and_why(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=r"cannot be opened or created .* folder must exist"):
+        AuditLog(tmp_path / "no-such-kit" / "audit.sqlite", party="north", signer=NORTH)

@@ -246,6 +246,11 @@ def _open(path: Path, *, create: bool) -> DurableSqlite:
             r[0] for r in file.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+            raise AuditError(
+                f"The audit log {path} cannot be opened or created ({exc}): its folder must exist "
+                "and be writable by this process (the log lives in the party's kit folder)."
+            ) from exc
         raise AuditError(
             f"{path} is not a readable audit log ({exc}): the file is damaged or truncated."
         ) from exc

@@ -18,12 +18,7 @@ from sovereign_ai.federation import (
     parse_job_spec,
     stage_config,
 )
-from sovereign_ai.federation.audited_node import (
-    egress_recorder,
-    enable_audit,
-    payload_digest,
-    policy_recorder,
-)
+from sovereign_ai.federation.audited_node import egress_recorder, enable_audit, policy_recorder
 from sovereign_ai.federation.governed_node import enable_policy
 from sovereign_ai.federation.transports.grpc import Egress, WireDigest
 from sovereign_ai.governance import AuditLog, NodePolicy, read_entries, verify_log
@@ -95,12 +90,6 @@ def test_each_call_the_guard_reports_becomes_an_egress_entry_and_answers_are_sig
     assert answer.body["metrics"] == {"loss": 0.5} and answer.body["rpc"] == "PushResult"
     report = verify_log(tmp_path / "audit.sqlite")
     assert report.ok and report.signed_through == 3  # the answer's checkpoint covers all before
-
-
-def test_the_digest_is_of_the_bytes_streamed_whatever_the_chunking() -> None:
-    big = Parameters({"w": np.arange(3_000_000, dtype=np.float32), "b": np.ones(3)})
-    wire = streamed(big, chunk=4096)
-    assert payload_digest(big) == (hashlib.sha256(wire).hexdigest(), len(wire))
 
 
 def test_no_task_is_handled_if_it_cannot_be_recorded(tmp_path: Path) -> None:

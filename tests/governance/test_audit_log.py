@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -250,3 +252,75 @@ def test_an_edit_deep_in_a_long_log_is_named_at_its_row(tmp_path: Path) -> None:
     report = verify_log(path)
     assert (report.ok, report.first_bad) == (False, 5000)
     assert "no longer fits" in report.problem
+
+
+def test_threads_appending_at_once_get_consecutive_numbers_and_a_log_that_verifies(
+    tmp_path: Path,
+) -> None:
+    """A party's round loop and its transport write one log: no entry may take another's
+    number. The switch interval is cut to make the threads interleave inside ``append``."""
+    path = tmp_path / "audit.sqlite"
+    errors: list[BaseException] = []
+    log = AuditLog(path, party="north", signer=NORTH)
+
+    def wire(thread: int) -> None:
+        try:
+            for n in range(150):
+                log.append("wire_received", {"thread": thread, "n": n})
+        except BaseException as exc:  # reported below, with the assertion
+            errors.append(exc)
+
+    def rounds() -> None:
+        try:
+            for n in range(30):
+                with log.batch():
+                    log.append("received", {"n": n, "part": 0})
+                    log.append("received", {"n": n, "part": 1})
+                    log.checkpoint()
+        except BaseException as exc:
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=wire, args=(t,)) for t in range(6)]
+        threads.append(threading.Thread(target=rounds))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+        log.close()
+    assert errors == []
+    entries = read_entries(path)
+    assert [e.seq for e in entries] == list(range(6 * 150 + 30 * 2))
+    for thread in range(6):  # each thread's entries in its own order
+        mine = [e.body["n"] for e in entries if e.body.get("thread") == thread]
+        assert mine == list(range(150))
+    batched = [i for i, e in enumerate(entries) if e.kind == "received"]
+    assert all(b - a == 1 for a, b in zip(batched[::2], batched[1::2], strict=True))  # together
+    report = verify_log(path)
+    assert report.ok, report.problem
+    assert report.checkpoints == 30
+
+
+def test_a_closed_or_unwritable_log_raises_an_audit_error_and_keeps_its_size(
+    tmp_path: Path,
+) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", party="north", signer=NORTH)
+    log.append("egress", {"bytes": 1})
+    log.close()
+    with pytest.raises(AuditError, match=r"cannot be written.*closed"):
+        log.append("egress", {"bytes": 2})
+    with pytest.raises(AuditError, match="cannot be written"), log.batch():
+        log.append("egress", {"bytes": 3})
+    with pytest.raises(AuditError, match="cannot be written"):
+        log.checkpoint()
+    assert log.size == 1
+    assert [e.body for e in read_entries(tmp_path / "audit.sqlite")] == [{"bytes": 1}]
+
+
+def test_a_log_that_cannot_be_created_says_where_and_why(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=r"cannot be opened or created .* folder must exist"):
+        AuditLog(tmp_path / "no-such-kit" / "audit.sqlite", party="north", signer=NORTH)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sovereign_ai.errors import SecureAggregationError
+from sovereign_ai.pki import ProvisionReport, load_kit
 from sovereign_ai.pki.ca import CertificateAuthority
-from sovereign_ai.pki.certificates import Role, certificate_to_pem
+from sovereign_ai.pki.certificates import Role, certificate_to_pem, read_certificate
 from sovereign_ai.pki.signing import (
     FederationIdentities,
     IdentitySigner,
     NodeSignatureVerifier,
+    certificate_holder,
     ephemeral_federation,
 )
 
@@ -105,3 +109,18 @@ def test_identities_survive_a_json_round_trip(identities: FederationIdentities) 
         assert copy.signers[node].certificate == identities.signers[node].certificate
         check(identities.verifier, node, copy.signers[node])
         check(copy.verifier, node, identities.signers[node])
+
+
+@pytest.mark.parametrize("holder", ["coordinator", "nodes/hospital-a"])
+def test_a_kits_signer_signs_as_its_holder_coordinator_or_node(
+    federation: ProvisionReport, holder: str
+) -> None:
+    """The coordinator signs its audit checkpoints with its kit's key, as a node does."""
+    kit = load_kit(federation.out_dir / holder)
+    signer = IdentitySigner.from_kit(kit)
+    signature = signer.sign(MESSAGE)
+    public_key = read_certificate(signer.certificate).public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify(signature, MESSAGE, ec.ECDSA(hashes.SHA256()))  # raises if not its key
+    at = dt.datetime.now(dt.UTC)
+    assert certificate_holder(signer.certificate, ca_pem=kit.ca_pem, at=at) == kit.name

@@ -1,4 +1,5 @@
-"""``sovereign audit``: check a party's audit log, say what left the site, prove one entry."""
+"""``sovereign audit``: check a party's audit log, say what left the site (a node's) or what it
+took in (the coordinator's), prove one entry."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sovereign_ai.cli._errors import friendly_errors
@@ -17,13 +19,18 @@ from sovereign_ai.cli._errors import friendly_errors
 __all__ = ["audit_app"]
 
 audit_app = typer.Typer(
-    help="A party's tamper-evident audit log: verify it, report what left, prove an entry.",
+    help="A party's tamper-evident audit log: verify it, report what left or came in, prove an "
+    "entry.",
     no_args_is_help=True,
 )
 
 KitOption = Annotated[
     Path, typer.Option("--kit", help="The party's kit folder, which holds audit-log.sqlite.")
 ]
+
+
+_JOB_ENDINGS = ("job_finished", "job_failed", "job_stopped")
+"""The entry kinds of how a coordinator's job ended."""
 
 
 def _log_path(kit: Path) -> Path:
@@ -73,19 +80,33 @@ def report(
     kit: KitOption,
     job: Annotated[str | None, typer.Option("--job", help="Only this job id.")] = None,
 ) -> None:
-    """What left this site, per job: how many messages of each kind, their bytes, and digests."""
+    """Per job: what left this site (a node's log: how many messages of each kind, their bytes,
+    and digests) or what it took in (the coordinator's log: per node, answers accepted and
+    refused, their bytes, and how the job ended)."""
     console = Console()
     with friendly_errors():
         from sovereign_ai.governance.audit_log import read_entries
 
         entries = read_entries(_log_path(kit), job_id=job)
     per_job: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    received: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    ended: dict[str, tuple[str, dict[str, Any]]] = {}
     for entry in entries:
+        job_id = entry.job_id or "-"
         if entry.kind == "egress":
-            per_job[entry.job_id or "-"][str(entry.body.get("stage", "?"))].append(dict(entry.body))
-    if not per_job:
+            per_job[job_id][str(entry.body.get("stage", "?"))].append(dict(entry.body))
+        elif entry.kind == "received":
+            received[job_id][str(entry.body.get("from", "?"))].append(dict(entry.body))
+        elif entry.kind in _JOB_ENDINGS:
+            ended[job_id] = (entry.kind, dict(entry.body))
+    if not per_job and not received:
         console.print("Nothing left this site" + (f" for job {job!r}." if job else "."))
         return
+    _print_sent(console, per_job)
+    _print_received(console, received, ended)
+
+
+def _print_sent(console: Console, per_job: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
     for job_id, kinds in per_job.items():
         table = Table(title=f"What left this site for job {job_id}")
         for column in ("kind", "messages", "bytes", "first digest (SHA-256)"):
@@ -94,6 +115,43 @@ def report(
             total = sum(int(m.get("bytes", 0)) for m in sent)
             table.add_row(kind, str(len(sent)), f"{total:,}", str(sent[0].get("sha256", ""))[:16])
         console.print(table)
+
+
+def _print_received(
+    console: Console,
+    per_job: dict[str, dict[str, list[dict[str, Any]]]],
+    ended: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """The coordinator's view: per job and node, the answers taken in and those refused."""
+    for job_id, nodes in per_job.items():
+        table = Table(title=f"What this coordinator took in for job {job_id}")
+        for column in ("node", "accepted", "bytes", "not accepted", "last reason"):
+            table.add_column(
+                column, justify="left" if column in ("node", "last reason") else "right"
+            )
+        for node_id, answers in sorted(nodes.items()):
+            taken = [a for a in answers if a.get("accepted")]
+            refused = [a for a in answers if not a.get("accepted")]
+            total = sum(int(a.get("bytes", 0)) for a in taken)
+            why = str(refused[-1].get("reason", "")) if refused else ""
+            table.add_row(
+                escape(node_id), str(len(taken)), f"{total:,}", str(len(refused)), escape(why)
+            )
+        console.print(table)
+        if job_id in ended:
+            kind, body = ended[job_id]
+            detail = (
+                f"final model {body.get('model_file', '?')}, SHA-256 {body.get('sha256', '?')}"
+                if kind == "job_finished"
+                else str(body.get("reason", ""))
+            )
+            detail = escape(detail)
+            console.print(
+                f"{kind.replace('_', ' ').capitalize()} after {body.get('rounds_completed', '?')} "
+                f"round(s): {detail}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 @audit_app.command("prove")

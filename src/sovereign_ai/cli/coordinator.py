@@ -29,8 +29,9 @@ from sovereign_ai.cli.report import (
 from sovereign_ai.federation import FederationHistory, RoundObserver, RoundReport
 
 if TYPE_CHECKING:
-    from sovereign_ai.core import Stage
+    from sovereign_ai.core import Parameters, Stage
     from sovereign_ai.federation import JobSpec, RunFolder, StageResults
+    from sovereign_ai.federation.audited_coordinator import CoordinatorAudit
     from sovereign_ai.federation.coordinator import CentralEvaluator
     from sovereign_ai.federation.transports.grpc import (
         CoordinatorStatus,
@@ -117,12 +118,18 @@ def start(
     it again with --resume: it continues from the last completed round, the nodes reconnect on
     their own, and the final model is the same as an uninterrupted run's. When the job ends, the
     final model is written to OUT/model.safetensors and every connected node is told, prints a
-    summary and exits.
+    summary and exits. What the coordinator took in from each node, every round's model and how
+    the job ended are recorded, signed, in KIT/audit-log.sqlite ('sovereign audit'); if that
+    log cannot be written, the job stops.
     """
     console = Console()
     with friendly_errors():
         from sovereign_ai.data import load_file
         from sovereign_ai.federation import RunFolder, load_job_spec, test_set_evaluator
+        from sovereign_ai.federation.audited_coordinator import (
+            CoordinatorAudit,
+            open_coordinator_log,
+        )
         from sovereign_ai.federation.deployment import deployed_dimensions
         from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport
         from sovereign_ai.pki import expiry_warnings, load_coordinator_kit
@@ -142,25 +149,38 @@ def start(
             )
         run = RunFolder(out) if out is not None else RunFolder.for_job(spec.job.name)
         run.path.mkdir(parents=True, exist_ok=True)
-        port = coordinator_kit.coordinator_address.rsplit(":", 1)[-1]
-        address = listen or f"0.0.0.0:{port}"
-        transport = GrpcCoordinatorTransport(
-            kit=coordinator_kit, bind_address=address, allow_insecure=allow_insecure
-        )
-        console.print(
-            f"Coordinator {coordinator_kit.name!r} of federation {coordinator_kit.federation!r} "
-            f"listening on port {transport.port}; job {spec.job_id}; run folder {run.path}."
-        )
-        _serve_job(
-            console,
-            spec,
-            transport,
-            run,
-            resume=resume,
-            max_wait_s=max_wait_s,
-            linger_s=linger_s,
-            evaluator=evaluator,
-        )
+        # What it takes in, the models it adopts and how the job ends: signed, in the kit.
+        with open_coordinator_log(coordinator_kit) as audit_log:
+            console.print(
+                f"Audit log: {audit_log.path} ({audit_log.size} entries so far); check it with "
+                f"'sovereign audit verify --kit {kit}'.",
+                highlight=False,
+            )
+            port = coordinator_kit.coordinator_address.rsplit(":", 1)[-1]
+            address = listen or f"0.0.0.0:{port}"
+            audit = CoordinatorAudit(audit_log, job_id=spec.job_id)
+            transport = GrpcCoordinatorTransport(
+                kit=coordinator_kit,
+                bind_address=address,
+                allow_insecure=allow_insecure,
+                on_received=audit.on_received,  # each answer as it came off the wire
+            )
+            console.print(
+                f"Coordinator {coordinator_kit.name!r} of federation "
+                f"{coordinator_kit.federation!r} listening on port {transport.port}; job "
+                f"{spec.job_id}; run folder {run.path}."
+            )
+            _serve_job(
+                console,
+                spec,
+                transport,
+                run,
+                audit=audit,
+                resume=resume,
+                max_wait_s=max_wait_s,
+                linger_s=linger_s,
+                evaluator=evaluator,
+            )
 
 
 def _serve_job(
@@ -169,13 +189,20 @@ def _serve_job(
     transport: GrpcCoordinatorTransport,
     run: RunFolder,
     *,
+    audit: CoordinatorAudit,
     resume: bool,
     max_wait_s: float | None,
     linger_s: float,
     evaluator: CentralEvaluator | None,
 ) -> None:
-    """Run the job, record how it ended, tell the nodes, and leave the run folder whole."""
-    from sovereign_ai.errors import FederationError
+    """Run the job, record how it ended, tell the nodes, and leave the run folder whole.
+
+    A finished job is recorded in the audit log before the nodes are told: if the entry cannot
+    be written, the coordinator stops (the nodes wait for a restart) instead of finishing
+    unrecorded. A failed or stopped job is recorded after the nodes are told; an entry that
+    cannot be written then raises in its place.
+    """
+    from sovereign_ai.errors import AuditError, FederationError
     from sovereign_ai.federation.deployment import run_coordinator
 
     stop_writer = threading.Event()
@@ -186,17 +213,19 @@ def _serve_job(
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     history = FederationHistory()
     try:
+        audit.job_started(spec, resume=resume)
         with RoundProgress(console, label=spec.job.name) as progress:
             history = run_coordinator(
                 spec,
                 transport=transport,
                 state_dir=run.state,
                 resume=resume,
-                observer=_Both(progress, transport),
+                observer=_Both(audit, progress, transport),
                 central_evaluator=evaluator,
                 max_node_wait_s=max_wait_s,
             )
         final = run.write_model(history.parameters) if history.parameters is not None else None
+        audit.job_finished(model_file=final, rounds_completed=spec.job.rounds)
         transport.end_job(
             job_id=spec.job_id,
             is_finished=True,
@@ -204,15 +233,20 @@ def _serve_job(
             rounds_completed=spec.job.rounds,
         )
     except FederationError as exc:  # the job itself failed: nodes are told and may stop
+        rounds_completed = _durable_round(run)
         transport.end_job(
             job_id=spec.job_id,
             is_finished=False,
             reason=str(exc),
-            rounds_completed=_durable_round(run),
+            rounds_completed=rounds_completed,
         )
+        audit.job_failed(reason=str(exc), rounds_completed=rounds_completed)
         raise
     except BaseException as exc:  # stopped or misconfigured: nodes wait for a restart
-        transport.mark_stopped(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        transport.mark_stopped(reason)
+        if not isinstance(exc, AuditError):  # a log that failed cannot record its own failure
+            audit.job_stopped(reason=reason, rounds_completed=_durable_round(run))
         raise
     finally:
         try:
@@ -334,30 +368,38 @@ def _print_status(console: Console, report: CoordinatorStatus) -> None:
 
 
 class _Both:
-    """Forwards round events to the progress bar and to the transport's status."""
+    """Forwards round events, in order, to the audit log, the progress bar and the transport's
+    status; each observer hears only the events it implements (as the coordinator's own rule)."""
 
-    def __init__(self, *observers: RoundObserver) -> None:
+    def __init__(self, *observers: RoundObserver | CoordinatorAudit) -> None:
         self._observers = observers
 
-    def on_round_start(self, round_number: int, total_rounds: int) -> None:
+    def _forward(self, event: str, *args: object) -> None:
         for observer in self._observers:
-            observer.on_round_start(round_number, total_rounds)
+            handler = getattr(observer, event, None)
+            if handler is not None:
+                handler(*args)
+
+    def on_round_start(self, round_number: int, total_rounds: int) -> None:
+        self._forward("on_round_start", round_number, total_rounds)
 
     def on_round_end(self, report: RoundReport) -> None:
-        for observer in self._observers:
-            observer.on_round_end(report)
+        self._forward("on_round_end", report)
 
     def on_waiting(self, connected: Sequence[str], needed: int, waited_s: float) -> None:
-        for observer in self._observers:
-            observer.on_waiting(connected, needed, waited_s)
+        self._forward("on_waiting", connected, needed, waited_s)
 
     def on_attempt_failed(self, round_number: int, attempt: int, reason: str) -> None:
-        for observer in self._observers:
-            observer.on_attempt_failed(round_number, attempt, reason)
+        self._forward("on_attempt_failed", round_number, attempt, reason)
 
     def on_stage_end(self, round_number: int, stage: Stage, answered: StageResults) -> None:
-        for observer in self._observers:
-            observer.on_stage_end(round_number, stage, answered)
+        self._forward("on_stage_end", round_number, stage, answered)
+
+    def on_starting_model(self, round_number: int, parameters: Parameters) -> None:
+        self._forward("on_starting_model", round_number, parameters)
+
+    def on_round_adopted(self, report: RoundReport, parameters: Parameters) -> None:
+        self._forward("on_round_adopted", report, parameters)
 
 
 def _write_status(transport: GrpcCoordinatorTransport, path: Path) -> None:

@@ -17,26 +17,18 @@ If the log cannot be written, nothing is sent (fail closed).
 
 from __future__ import annotations
 
-import hashlib
+from typing import TYPE_CHECKING
 
-from sovereign_ai.core import Parameters, Task
+from sovereign_ai.core import Task
+from sovereign_ai.federation.digests import payload_digest
 from sovereign_ai.federation.governed_node import PolicyRecorder
 from sovereign_ai.federation.node import Node
-from sovereign_ai.federation.transports.grpc import Egress, EgressRecorder
 from sovereign_ai.governance import AuditLog
 
-__all__ = ["egress_recorder", "enable_audit", "payload_digest", "policy_recorder"]
+if TYPE_CHECKING:  # grpc is imported only where the node dials
+    from sovereign_ai.federation.transports.grpc import Egress, EgressRecorder
 
-_CHUNK = 1 << 20
-
-
-def payload_digest(parameters: Parameters) -> tuple[str, int]:
-    """SHA-256 (hex) and size in bytes of ``parameters`` as they travel (safetensors)."""
-    encoded = parameters.encoded()
-    digest = hashlib.sha256()
-    for chunk in encoded.chunks(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest(), encoded.size
+__all__ = ["egress_recorder", "enable_audit", "policy_recorder"]
 
 
 def enable_audit(node: Node, log: AuditLog) -> None:

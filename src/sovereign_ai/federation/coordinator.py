@@ -239,10 +239,14 @@ class Coordinator:
             If the store holds state that cannot be resumed.
         """
         parameters, start = self._starting_point(resume=resume)
+        self._notify("on_starting_model", start, parameters)
         history = FederationHistory(resumed_from=start)
         for round_number in range(start + 1, self.rounds + 1):
             self._notify("on_round_start", round_number, self.rounds)
             report, parameters = self._run_round(round_number, parameters)
+            # Before the round is saved: an observer that raises (an audit log that cannot be
+            # written) stops the job with the round not durable, so it is run again on resume.
+            self._notify("on_round_adopted", report, parameters)
             if self.store is not None:
                 self.store.save_round(
                     round_number=round_number,

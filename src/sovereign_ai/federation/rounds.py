@@ -54,6 +54,20 @@ class RoundObserver(Protocol):
     """Receives progress and per-stage events; the CLI draws a progress bar with them.
 
     An observer implements the methods it needs: the coordinator calls only those present.
+    An exception an observer raises stops the job (the coordinator does not catch it).
+
+    Notes
+    -----
+    Two more events, with the models themselves, for observers that record them (the
+    coordinator's audit log, :mod:`sovereign_ai.federation.audited_coordinator`); they are not
+    members of this protocol, so that progress displays need not implement them:
+
+    - ``on_starting_model(round_number: int, parameters: Parameters)``: once the job's starting
+      point is settled: round 0 and the initial model (after feature scaling), or the round
+      resumed after and its model;
+    - ``on_round_adopted(report: RoundReport, parameters: Parameters)``: when a round's new
+      global model is adopted, *before* it is saved, so that raising leaves the round not
+      durable (it is run again on resume).
     """
 
     def on_round_start(self, round_number: int, total_rounds: int) -> None:

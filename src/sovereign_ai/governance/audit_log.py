@@ -11,6 +11,9 @@ party's certificate alone.
 
 Writes are single SQLite transactions in WAL mode with ``synchronous = FULL``: once
 :meth:`AuditLog.append` returns, the entry is on disk, before whatever it records is sent.
+One log may be written from several threads (a party's round loop and its transport): each
+write holds the log's lock from reading the tree's size to updating it, so entries get
+consecutive numbers in the order they commit.
 """
 
 from __future__ import annotations
@@ -243,6 +246,11 @@ def _open(path: Path, *, create: bool) -> DurableSqlite:
             r[0] for r in file.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+            raise AuditError(
+                f"The audit log {path} cannot be opened or created ({exc}): its folder must exist "
+                "and be writable by this process (the log lives in the party's kit folder)."
+            ) from exc
         raise AuditError(
             f"{path} is not a readable audit log ({exc}): the file is damaged or truncated."
         ) from exc
@@ -335,12 +343,25 @@ class AuditLog:
         not at all if it raises (one fsync instead of one per entry)."""
         with self._lock:
             before = MerkleFrontier(self._frontier.size, self._frontier.heads)
-            with self._transaction():
-                try:
+            try:
+                with self._writing():
                     yield
-                except BaseException:
-                    self._frontier = before
-                    raise
+            except BaseException:  # also if the commit itself fails
+                self._frontier = before
+                raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the log's lock, SQLite's errors raised as AuditError."""
+        try:
+            with self._lock, self._transaction() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise AuditError(
+                f"The audit log {self.path} cannot be written ({type(exc).__name__}: {exc}); "
+                "nothing was recorded. Check that the file is open, its disk has space and is "
+                "writable."
+            ) from exc
 
     def append(
         self,
@@ -352,33 +373,46 @@ class AuditLog:
     ) -> AuditEntry:
         """Record an event; it is on disk when this returns.
 
+        Safe to call from several threads at once.
+
         Raises
         ------
         AuditError
-            If ``body`` is not a JSON object.
+            If ``body`` is not a JSON object, or the file cannot be written.
         """
         try:
             _canonical(body)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"An audit entry's body must be JSON: {exc}.") from exc
-        with self._transaction() as db:
-            entry = AuditEntry(self._frontier.size, kind, job_id, round_number, _now(), dict(body))
-            data = entry.leaf_data()
-            leaf = leaf_hash(data)
-            frontier = MerkleFrontier(self._frontier.size, self._frontier.heads)
-            frontier.append(leaf)
-            db.execute(
-                "INSERT INTO entries (seq, job_id, entry, leaf, head) VALUES (?, ?, ?, ?, ?)",
-                (entry.seq, job_id, data.decode(), leaf, frontier.root()),
-            )
-            state = {"size": frontier.size, "heads": [h.hex() for h in frontier.heads]}
-            db.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (json.dumps(state),))
-        self._frontier = frontier  # only once the transaction committed
+        # The lock spans reading the size and adopting the new frontier: another thread's
+        # entry in between would otherwise take the same number.
+        with self._lock:
+            with self._writing() as db:
+                entry = AuditEntry(
+                    self._frontier.size, kind, job_id, round_number, _now(), dict(body)
+                )
+                data = entry.leaf_data()
+                leaf = leaf_hash(data)
+                frontier = MerkleFrontier(self._frontier.size, self._frontier.heads)
+                frontier.append(leaf)
+                db.execute(
+                    "INSERT INTO entries (seq, job_id, entry, leaf, head) VALUES (?, ?, ?, ?, ?)",
+                    (entry.seq, job_id, data.decode(), leaf, frontier.root()),
+                )
+                state = {"size": frontier.size, "heads": [h.hex() for h in frontier.heads]}
+                db.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (json.dumps(state),))
+            self._frontier = frontier  # only once the transaction committed (or its batch will)
         return entry
 
     def checkpoint(self) -> Checkpoint:
-        """Sign the current head and keep the signature in the log."""
-        with self._transaction() as db:
+        """Sign the current head and keep the signature in the log.
+
+        Raises
+        ------
+        AuditError
+            If the file cannot be written.
+        """
+        with self._writing() as db:
             signed = Checkpoint(
                 self.party, self._frontier.size, self._frontier.root(), _now(),
                 self._signer.certificate, b"",

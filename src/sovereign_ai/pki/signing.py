@@ -1,8 +1,9 @@
 """Signing with a party's federation identity, and checking such a signature against the CA.
 
 A node signs what its peers must be able to attribute to it without trusting the coordinator that
-relays it — secure aggregation's advertised keys today, audit checkpoints later — with the private
-key of its certificate (ECDSA P-256 with SHA-256). A peer checks that the attached certificate was
+relays it — secure aggregation's advertised keys, its audit checkpoints — with the private key of
+its certificate (ECDSA P-256 with SHA-256); the coordinator signs its own audit checkpoints the
+same way. A peer checks that the attached certificate was
 issued by the federation CA to a *node* of the claimed name, is within its validity, and made the
 signature.
 
@@ -33,7 +34,7 @@ from sovereign_ai.pki.certificates import (
     read_certificate,
     read_private_key,
 )
-from sovereign_ai.pki.identity import NodeKit, _check_chain, _check_window
+from sovereign_ai.pki.identity import CoordinatorKit, NodeKit, _check_chain, _check_window
 
 __all__ = [
     "FederationIdentities",
@@ -62,8 +63,9 @@ class IdentitySigner:
     certificate: bytes
 
     @classmethod
-    def from_kit(cls, kit: NodeKit) -> IdentitySigner:
-        """The signer of a loaded node kit (its key is already decrypted in memory)."""
+    def from_kit(cls, kit: NodeKit | CoordinatorKit) -> IdentitySigner:
+        """The signer of a loaded node or coordinator kit (its key is already decrypted in
+        memory)."""
         return cls(
             private_key=read_private_key(kit.private_key_pem), certificate=kit.certificate_pem
         )

@@ -28,6 +28,7 @@ import pytest
 
 from sovereign_ai.core import Parameters
 from sovereign_ai.federation import load_job_spec
+from sovereign_ai.federation.audited_coordinator import CoordinatorAudit, open_coordinator_log
 from sovereign_ai.federation.deployment import run_coordinator
 from sovereign_ai.federation.local_processes import LocalFederation
 from sovereign_ai.federation.transports._proto import federation_pb2 as pb
@@ -132,10 +133,18 @@ def run_job(tmp_path: Path, files: dict[str, Path], *, secure: bool) -> None:
     capture = Capture()
     with LocalFederation(tmp_path / "federation", NODES) as federation:
         federation.provision()
+        kit = load_coordinator_kit(federation.kits / "coordinator")
+        coordinator_log = open_coordinator_log(kit)
+        audit = CoordinatorAudit(coordinator_log, job_id=spec.job_id)
+
+        def received(call: Received) -> None:
+            capture(call)
+            audit.on_received(call)
+
         transport = GrpcCoordinatorTransport(
-            kit=load_coordinator_kit(federation.kits / "coordinator"),
+            kit=kit,
             bind_address=f"127.0.0.1:{federation.port}",
-            on_received=capture,
+            on_received=received,
             keep_received_bytes=True,
         )
         relay = CountingRelay(federation.port)
@@ -145,7 +154,11 @@ def run_job(tmp_path: Path, files: dict[str, Path], *, secure: bool) -> None:
                 federation.start_node(name, data[name], label=LABEL,
                                       extra=["--classes", CLASSES, *via])  # fmt: skip
             history = run_coordinator(
-                spec, transport=transport, state_dir=tmp_path / "state", max_node_wait_s=120
+                spec,
+                transport=transport,
+                state_dir=tmp_path / "state",
+                max_node_wait_s=120,
+                observer=audit,  # type: ignore[arg-type]  # it adds the model events
             )
             assert len(history.rounds) == 2
             assert all(CANARY in report.answered for report in history.rounds)
@@ -154,13 +167,14 @@ def run_job(tmp_path: Path, files: dict[str, Path], *, secure: bool) -> None:
             federation.nodes[CANARY].wait(timeout=60)
         finally:
             transport.close()
+            coordinator_log.close()
             federation.stop()
             relay.close()
         log = federation.node_kit(CANARY) / AUDIT_FILE
-        received = capture.of(CANARY)
-        assert_nothing_raw_left(received, rows, canary_csv.read_text())
-        recorded = assert_one_for_one(received, log, secure=secure)
+        assert_nothing_raw_left(capture.of(CANARY), rows, canary_csv.read_text())
+        recorded = assert_one_for_one(capture.of(CANARY), log, secure=secure)
         assert_no_side_channel(relay, recorded)
+        assert_the_two_logs_agree(log, kit.folder / AUDIT_FILE)
 
 
 def assert_nothing_raw_left(received: list[Received], rows: list[list[float]], text: str) -> None:
@@ -218,14 +232,32 @@ def assert_no_side_channel(relay: CountingRelay, recorded: list[dict]) -> None:
     certificate = sum(int(body["bytes"]) for body in recorded if body["rpc"] == "connect")
     assert relay.connections <= 2 * connects  # a pre-flight handshake and a channel per connect
     overhead = relay.upstream - recorded_bytes - certificate
-    allowed = (PER_CONNECTION * relay.connections + PER_CALL * len(calls)
-               + PER_RECORDED_BYTE * recorded_bytes + PER_RECEIVED_BYTE * relay.downstream)  # fmt: skip
+    allowed = PER_CONNECTION * relay.connections + PER_CALL * len(calls)
+    allowed += PER_RECORDED_BYTE * recorded_bytes + PER_RECEIVED_BYTE * relay.downstream
     print(f"canary socket: {relay.upstream} bytes up, {recorded_bytes} recorded in "
           f"{len(calls)} calls over {relay.connections} connections; overhead {overhead} "
           f"({overhead / max(1, len(calls)):.0f} per call); allowed {allowed:.0f}; "
           f"{relay.downstream} bytes down")  # fmt: skip
     assert overhead >= 0, "fewer bytes crossed than the log says were sent"
     assert overhead <= allowed, "more crossed the node's socket than its audit log accounts for"
+
+
+def assert_the_two_logs_agree(node_log: Path, coordinator_log: Path) -> None:
+    """The auditor's cross-check, from the two parties' own signed logs alone: every answer the
+    coordinator took off the wire is one the node recorded sending, by wire digest, and every
+    answer it accepted carries the payload the node recorded."""
+    assert verify_log(coordinator_log).ok
+    sent = [e.body for e in read_entries(node_log) if e.kind == "egress"]
+    answers = [body for body in sent if body["rpc"] == "PushResult"]
+    entries = read_entries(coordinator_log)
+    wire = [e.body for e in entries if e.kind == "wire_received" and e.body["from"] == CANARY]
+    assert [(b["sha256"], b["bytes"]) for b in wire] == [
+        (b["sha256"], b["bytes"]) for b in answers
+    ][: len(wire)]
+    assert len(wire) >= len(answers) - 1  # the last answer may race the end of the job
+    payloads = {b.get("payload_sha256") for b in answers}
+    accepted = [e.body for e in entries if e.kind == "received" and e.body["from"] == CANARY]
+    assert accepted and all(b["sha256"] in payloads for b in accepted if b["accepted"])
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure-aggregation"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from sovereign_ai.cli.main import app
 from sovereign_ai.core import Parameters
 from sovereign_ai.federation.local_processes import LocalFederation
+from sovereign_ai.governance.audit_log import AUDIT_FILE, read_entries
 
 from .conftest import NODES, start_nodes, write_job
 
@@ -83,6 +85,25 @@ def test_two_jobs_in_turn_on_one_coordinator_kit_each_get_their_own_run_folder(
         for node in NODES:  # each node heard the job ended and exited by itself
             assert federation.nodes[node].wait(timeout=60) == 0, federation.tail(node)
 
-    assert sorted(p.name for p in (federation.kits / "coordinator").iterdir()) == kit_files
+    # The kit gains only the coordinator's own audit log, as a node's kit does.
+    coordinator_kit = federation.kits / "coordinator"
+    assert sorted(p.name for p in coordinator_kit.iterdir()) == sorted([*kit_files, AUDIT_FILE])
     status = json.loads((federation.folder / "runs" / "second" / "status.json").read_text())
     assert (status["state"], status["job_id"][:6]) == ("finished", "second")
+
+    # Both jobs are in that log, each signed at its end, and it verifies.
+    runner = CliRunner(env={"COLUMNS": "200"})
+    verified = runner.invoke(app, ["audit", "verify", "--kit", str(coordinator_kit)])
+    assert verified.exit_code == 0 and "not signed yet" not in verified.output, verified.output
+    entries = read_entries(coordinator_kit / AUDIT_FILE)
+    ends = [(e.job_id or "").split("-")[0] for e in entries if e.kind == "job_finished"]
+    assert ends == ["first", "second"]
+    for name in ("first", "second"):
+        model = federation.folder / "runs" / name / "model.safetensors"
+        (finished,) = [e.body for e in entries if e.kind == "job_finished" and e.job_id
+                       and e.job_id.startswith(name)]  # fmt: skip
+        assert finished["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    reported = runner.invoke(app, ["audit", "report", "--kit", str(coordinator_kit)])
+    assert reported.exit_code == 0, reported.output
+    assert all(node in reported.output for node in NODES)
+    assert reported.output.count("Job finished after 1 round(s)") == 2

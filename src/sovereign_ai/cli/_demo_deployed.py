@@ -180,16 +180,25 @@ class SiteReport:
     bytes_out: int
     policy: str
     audit: str
+    matched: str
 
 
 def site_reports(folder: Path, names: list[str]) -> list[SiteReport]:
-    """Each hospital's report, read from its kit after its node stopped."""
+    """Each hospital's report, read from its kit after its node stopped, and paired with the
+    coordinator's own log: how many of the hospital's answers the coordinator recorded taking
+    off the wire with the very digest the hospital recorded sending."""
+    coordinator_log = folder.resolve() / "kits" / "coordinator" / AUDIT_FILE
+    wire = [e.body for e in read_entries(coordinator_log) if e.kind == "wire_received"]
     reports = []
     for name in names:
         path = folder.resolve() / "kits" / "nodes" / name / AUDIT_FILE
         check = verify_log(path)
         entries = read_entries(path)
         sent = [e for e in entries if e.kind == "egress"]
+        answers = {
+            (e.body["sha256"], e.body["bytes"]) for e in sent if e.body["rpc"] == "PushResult"
+        }
+        seen = {(b["sha256"], b["bytes"]) for b in wire if b["from"] == name}
         decisions = sorted({e.kind.removeprefix("policy.") for e in entries
                             if e.kind.startswith("policy.")})  # fmt: skip
         audit = (
@@ -205,6 +214,7 @@ def site_reports(folder: Path, names: list[str]) -> list[SiteReport]:
                 bytes_out=sum(int(e.body.get("bytes", 0)) for e in sent),
                 policy=", ".join(decisions) or "no decision recorded",
                 audit=audit,
+                matched=f"{len(answers & seen)} of {len(answers)}",
             )
         )
     return reports

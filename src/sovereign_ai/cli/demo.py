@@ -241,12 +241,14 @@ def governance_table(reports: Sequence[SiteReport]) -> Table:
         caption="check one yourself: sovereign audit verify --kit "
         "<out>/federation/kits/nodes/<hospital>",
     )
-    for column in ("hospital", "its policy", "messages out", "bytes out", "audit log"):
+    columns = ("hospital", "its policy", "calls out", "bytes out", "audit log",
+               "answers in the coordinator's log")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right" if column.endswith("out") else "left")
     for report in reports:
         table.add_row(
             report.hospital, report.policy, str(report.messages), f"{report.bytes_out:,}",
-            report.audit,
+            report.audit, report.matched,
         )  # fmt: skip
     return table
 

@@ -6,11 +6,15 @@ later capabilities, always applied in this order::
     policy   -> the site's rules: may this leave at all? (governance)
     privacy  -> clip and noise, and account for it in the site's ledger (differential privacy)
     masking  -> quantise and mask, so only the cohort's sum is readable (secure aggregation)
-    audit    -> record what leaves, with its digest (governance)
+    audit    -> a last look at the answer as it will leave (free for extensions and tests)
 
 A filter takes the task and the answer so far and returns the answer to send (or raises to refuse
-it). The order is the design's, not the caller's: privacy noise must be added before masking, and
-the audit must see the bytes that actually leave.
+it). The order is the design's, not the caller's: privacy noise must be added before masking.
+
+The audit log's record of what leaves is made one step later, where the bytes exist: in the
+deployment transport's egress guard (``transports/grpc/_egress_guard.py``), which records each
+call with the SHA-256 of the exact bytes before sending it, including refusals and long-polls,
+which never pass through this pipeline.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from sovereign_ai.governance.audit_log import (
     check_proof,
     prove,
     read_entries,
+    record_start,
     verify_log,
 )
 from sovereign_ai.governance.merkle import MerkleFrontier, leaf_hash
@@ -324,3 +325,33 @@ def test_a_closed_or_unwritable_log_raises_an_audit_error_and_keeps_its_size(
 def test_a_log_that_cannot_be_created_says_where_and_why(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=r"cannot be opened or created .* folder must exist"):
         AuditLog(tmp_path / "no-such-kit" / "audit.sqlite", party="north", signer=NORTH)
+
+
+def test_each_start_records_the_key_and_policy_and_flags_what_changed(tmp_path: Path) -> None:
+    north, south = FEDERATION.signers["north"], FEDERATION.signers["south"]
+    log = AuditLog(tmp_path / "audit.sqlite", party="north", signer=north)
+    first = record_start(log, kind="node_started", certificate_pem=north.certificate,
+                         policy_text=b"max_rounds = 5\n")  # fmt: skip
+    log.append("egress", {"stage": "train"})
+    same = record_start(log, kind="node_started", certificate_pem=north.certificate,
+                        policy_text=b"max_rounds = 5\n")  # fmt: skip
+    edited = record_start(log, kind="node_started", certificate_pem=north.certificate,
+                          policy_text=b"max_rounds = 50\n")  # fmt: skip
+    renewed = record_start(log, kind="node_started", certificate_pem=south.certificate,
+                           policy_text=b"max_rounds = 50\n")  # fmt: skip
+    flags = [(e.body["key_changed"], e.body["policy_changed"])
+             for e in (first, same, edited, renewed)]  # fmt: skip
+    assert flags == [(False, False), (False, False), (False, True), (True, False)]
+    assert first.body["policy_sha256"] != edited.body["policy_sha256"]
+    assert log.last("node_started") == renewed and log.last("nothing") is None
+    report = verify_log(tmp_path / "audit.sqlite")
+    log.close()
+    assert report.ok and report.signed_through == report.entries == 5
+
+
+def test_last_finds_the_kind_not_a_body_that_mentions_it(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", party="north", signer=FEDERATION.signers["north"])
+    real = log.append("node_started", {"certificate_sha256": "a"})
+    log.append("egress", {"note": '"kind":"node_started"', "kind": "node_started"})
+    assert log.last("node_started") == real
+    log.close()

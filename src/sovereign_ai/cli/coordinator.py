@@ -132,6 +132,7 @@ def start(
         )
         from sovereign_ai.federation.deployment import deployed_dimensions
         from sovereign_ai.federation.transports.grpc import GrpcCoordinatorTransport
+        from sovereign_ai.governance.audit_log import record_start
         from sovereign_ai.pki import expiry_warnings, load_coordinator_kit
 
         use_one_torch_thread()
@@ -151,6 +152,11 @@ def start(
         run.path.mkdir(parents=True, exist_ok=True)
         # What it takes in, the models it adopts and how the job ends: signed, in the kit.
         with open_coordinator_log(coordinator_kit) as audit_log:
+            record_start(
+                audit_log,
+                kind="coordinator_started",
+                certificate_pem=coordinator_kit.certificate_pem,
+            )
             console.print(
                 f"Audit log: {audit_log.path} ({audit_log.size} entries so far); check it with "
                 f"'sovereign audit verify --kit {kit}'.",

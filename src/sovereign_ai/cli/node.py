@@ -150,16 +150,22 @@ def _govern(
     from sovereign_ai.federation.audited_node import enable_audit, policy_recorder
     from sovereign_ai.federation.governed_node import enable_policy
     from sovereign_ai.federation.private_node import enable_differential_privacy, open_node_ledger
-    from sovereign_ai.governance.audit_log import AUDIT_FILE, AuditLog
+    from sovereign_ai.governance.audit_log import AUDIT_FILE, AuditLog, record_start
     from sovereign_ai.pki.signing import IdentitySigner
 
     # Every task taken and every call sent is recorded, signed, in the kit's audit log.
     audit_log = AuditLog(
         kit / AUDIT_FILE, party=node_kit.name, signer=IdentitySigner.from_kit(node_kit)
     )
-    policy = _node_policy(kit)
+    loaded = _node_policy(kit)
+    started = record_start(audit_log, kind="node_started", certificate_pem=node_kit.certificate_pem,
+                           policy_text=None if loaded is None else loaded[1])  # fmt: skip
+    for changed in ("key", "policy"):
+        if started.body[f"{changed}_changed"]:
+            console.print(f"The {changed} changed since this node last started: recorded.")
     guard = None
-    if policy is not None:  # its egress slot runs first, before privacy and masking
+    if loaded is not None:  # its egress slot runs first, before privacy and masking
+        policy = loaded[0]
         guard = enable_policy(node, policy, record=policy_recorder(audit_log))
         console.print(f"Policy ({kit / POLICY_FILE}): {policy.summary()}", highlight=False)
     else:
@@ -211,18 +217,19 @@ def _privacy_settings(kit: Path) -> NodePrivacySettings | None:
     return NodePrivacySettings.parse(document["privacy"], source=str(path))
 
 
-def _node_policy(kit: Path) -> NodePolicy | None:
-    """The kit's ``policy.toml``, validated (``None`` if the kit has none)."""
+def _node_policy(kit: Path) -> tuple[NodePolicy, bytes] | None:
+    """The kit's ``policy.toml``, validated, and its bytes (``None`` if the kit has none)."""
     path = kit / POLICY_FILE
     if not path.exists():
         return None
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
+        document = tomllib.loads(text.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"The node policy {str(path)!r} cannot be read: {exc}.") from exc
     from sovereign_ai.governance import NodePolicy
 
-    return NodePolicy.parse(document, source=repr(str(path)))
+    return NodePolicy.parse(document, source=repr(str(path))), text
 
 
 def _class_names(option: str | None, settings: dict[str, Any]) -> list[str] | None:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from sovereign_ai.core.durable_sqlite import DurableSqlite
@@ -53,6 +53,7 @@ __all__ = [
     "check_proof",
     "prove",
     "read_entries",
+    "record_start",
     "verify_log",
 ]
 
@@ -336,6 +337,19 @@ class AuditLog:
     def size(self) -> int:
         """The number of entries."""
         return self._frontier.size
+
+    def last(self, kind: str) -> AuditEntry | None:
+        """The most recent entry of ``kind``, or ``None`` if there is none."""
+        pattern = "%" + json.dumps({"kind": kind}, separators=(",", ":"))[1:-1] + "%"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT entry FROM entries WHERE entry LIKE ? ORDER BY seq DESC", (pattern,)
+            )
+            for (text,) in rows:
+                entry = AuditEntry.from_text(text)
+                if entry.kind == kind:
+                    return entry
+        return None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -693,3 +707,32 @@ def check_proof(document: Mapping[str, Any]) -> tuple[Checkpoint, AuditEntry]:
             "its path was altered, or it belongs to another log."
         )
     return checkpoint, entry
+
+
+def record_start(
+    log: AuditLog, *, kind: str, certificate_pem: bytes, policy_text: bytes | None = None
+) -> AuditEntry:
+    """Record that the party started: the certificate it holds and the policy in force.
+
+    Appends ``kind`` (``node_started``, ``coordinator_started``) with the certificate's SHA-256
+    fingerprint and expiry and, for a node, the SHA-256 of its ``policy.toml`` (or ``None``),
+    each flagged if it changed since the party's previous start: a renewed or replaced
+    certificate is a key event, an edited policy a policy change, both visible to an auditor
+    in the log itself. The entry is signed at once.
+    """
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    fingerprint = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    policy = None if policy_text is None else hashlib.sha256(policy_text).hexdigest()
+    previous = log.last(kind)
+    body: dict[str, object] = {
+        "certificate_sha256": fingerprint,
+        "certificate_not_after": certificate.not_valid_after_utc.isoformat(),
+        "key_changed": previous is not None and previous.body.get("certificate_sha256") != fingerprint,
+    }
+    if kind == "node_started":
+        body["policy_sha256"] = policy
+        body["policy_changed"] = previous is not None and previous.body.get("policy_sha256") != policy
+    with log.batch():
+        entry = log.append(kind, body)
+        log.checkpoint()
+    return entry

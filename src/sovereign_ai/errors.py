@@ -22,6 +22,7 @@ knows nothing of this package still behaves.
     │       └── ShareAuthenticationError     an encrypted share was tampered with or misaddressed
     ├── PrivacyBudgetError                   a data owner's privacy budget refuses a job or a round
     ├── AuditError                           an audit log or a proof of it does not verify
+    ├── SignatureError                       a signature or the certificate carrying it is invalid
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -54,6 +55,7 @@ __all__ = [
     "SecureAggregationError",
     "SerializationError",
     "ShareAuthenticationError",
+    "SignatureError",
     "SovereignError",
     "StaleMessageError",
     "TransportError",
@@ -219,6 +221,10 @@ class PrivacyBudgetError(SovereignError):
 
 class AuditError(SovereignError):
     """An audit log cannot be read, does not verify, or a proof does not check out."""
+
+
+class SignatureError(SovereignError):
+    """A signature does not verify with its certificate, or the certificate is unusable."""
 
 
 class CheckpointError(SovereignError):

@@ -27,15 +27,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import serialization
 
 from sovereign_ai.core.durable_sqlite import DurableSqlite
-from sovereign_ai.errors import AuditError
+from sovereign_ai.core.signatures import Signer, check_signature
+from sovereign_ai.errors import AuditError, SignatureError
 from sovereign_ai.governance.merkle import (
     MerkleFrontier,
     inclusion_proof,
@@ -82,17 +81,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-class AuditSigner(Protocol):
-    """Signs checkpoints: a party's certificate (PEM) and its key (e.g. ``pki.IdentitySigner``)."""
-
-    @property
-    def certificate(self) -> bytes:
-        """The party's certificate, PEM."""
-        ...
-
-    def sign(self, message: bytes) -> bytes:
-        """A signature of ``message`` with the certificate's key."""
-        ...
+AuditSigner = Signer
+"""Signs checkpoints: a party's certificate (PEM) and its key (e.g. ``pki.IdentitySigner``)."""
 
 
 @dataclass(frozen=True)
@@ -177,22 +167,11 @@ class Checkpoint:
             If the certificate is unreadable or the signature does not verify.
         """
         try:
-            public_key = x509.load_pem_x509_certificate(self.certificate).public_key()
-        except ValueError as exc:
-            raise AuditError(f"The checkpoint's certificate is unreadable: {exc}.") from exc
-        try:
-            if isinstance(public_key, ec.EllipticCurvePublicKey):
-                public_key.verify(self.signature, self.message(), ec.ECDSA(hashes.SHA256()))
-            elif isinstance(public_key, ed25519.Ed25519PublicKey):
-                public_key.verify(self.signature, self.message())
-            else:
-                raise AuditError(
-                    "The checkpoint's certificate holds neither an EC nor an Ed25519 key."
-                )
-        except InvalidSignature as exc:
+            check_signature(self.certificate, self.message(), self.signature)
+        except SignatureError as exc:
             raise AuditError(
-                f"The checkpoint of size {self.tree_size} is not signed by its certificate's key: "
-                "it was forged or altered."
+                f"The checkpoint of size {self.tree_size} is not signed by its certificate's key "
+                f"({exc}): it was forged or altered."
             ) from exc
 
 
@@ -727,11 +706,14 @@ def record_start(
     body: dict[str, object] = {
         "certificate_sha256": fingerprint,
         "certificate_not_after": certificate.not_valid_after_utc.isoformat(),
-        "key_changed": previous is not None and previous.body.get("certificate_sha256") != fingerprint,
+        "key_changed": previous is not None
+        and previous.body.get("certificate_sha256") != fingerprint,
     }
     if kind == "node_started":
         body["policy_sha256"] = policy
-        body["policy_changed"] = previous is not None and previous.body.get("policy_sha256") != policy
+        body["policy_changed"] = (
+            previous is not None and previous.body.get("policy_sha256") != policy
+        )
     with log.batch():
         entry = log.append(kind, body)
         log.checkpoint()

@@ -17,6 +17,7 @@ PACKAGES = [
     "sovereign_ai.secagg",
     "sovereign_ai.privacy",
     "sovereign_ai.governance",
+    "sovereign_ai.edge",
     "sovereign_ai.pki",
     "sovereign_ai.federation",
     "sovereign_ai.federation.transports",

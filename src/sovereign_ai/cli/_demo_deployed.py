@@ -199,10 +199,10 @@ def site_reports(folder: Path, names: list[str]) -> list[SiteReport]:
             (e.body["sha256"], e.body["bytes"]) for e in sent if e.body["rpc"] == "PushResult"
         }
         seen = {(b["sha256"], b["bytes"]) for b in wire if b["from"] == name}
-        decisions = sorted({e.kind.removeprefix("policy.") for e in entries
-                            if e.kind.startswith("policy.")})  # fmt: skip
+        decisions = sorted({e.kind.removeprefix("policy.job_").removeprefix("policy.")
+                            for e in entries if e.kind.startswith("policy.")})  # fmt: skip
         audit = (
-            f"verifies: {check.entries} entries, all signed"
+            f"verifies, {check.entries} signed"
             if check.ok and check.signed_through == check.entries
             else (f"verifies, {check.entries - check.signed_through} unsigned" if check.ok
                   else f"FAILS: {check.problem}")
@@ -214,7 +214,7 @@ def site_reports(folder: Path, names: list[str]) -> list[SiteReport]:
                 bytes_out=sum(int(e.body.get("bytes", 0)) for e in sent),
                 policy=", ".join(decisions) or "no decision recorded",
                 audit=audit,
-                matched=f"{len(answers & seen)} of {len(answers)}",
+                matched=f"{len(answers & seen)}/{len(answers)} answers",
             )
         )
     return reports

@@ -238,11 +238,10 @@ def governance_table(reports: Sequence[SiteReport]) -> Table:
     """What left each hospital, from its own audit log, and what its policy decided."""
     table = Table(
         title="What left each hospital, from its own signed audit log",
-        caption="check one yourself: sovereign audit verify --kit "
-        "<out>/federation/kits/nodes/<hospital>",
+        caption="coordinator's log: the hospital's answers it recorded receiving, same SHA-256; "
+        "check one yourself: sovereign audit verify --kit <out>/federation/kits/nodes/<hospital>",
     )
-    columns = ("hospital", "its policy", "calls out", "bytes out", "audit log",
-               "answers in the coordinator's log")  # fmt: skip
+    columns = ("hospital", "policy", "calls out", "bytes out", "own log", "coordinator's log")
     for column in columns:
         table.add_column(column, justify="right" if column.endswith("out") else "left")
     for report in reports:

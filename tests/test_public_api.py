@@ -18,6 +18,7 @@ PACKAGES = [
     "sovereign_ai.privacy",
     "sovereign_ai.governance",
     "sovereign_ai.edge",
+    "sovereign_ai.he",
     "sovereign_ai.pki",
     "sovereign_ai.federation",
     "sovereign_ai.federation.transports",

@@ -23,6 +23,7 @@ knows nothing of this package still behaves.
     ├── PrivacyBudgetError                   a data owner's privacy budget refuses a job or a round
     ├── AuditError                           an audit log or a proof of it does not verify
     ├── SignatureError                       a signature or the certificate carrying it is invalid
+    ├── EncryptionError                      an encryption context or ciphertext is unusable or unsafe
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -45,6 +46,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "EncryptionError",
     "FederationError",
     "InsufficientNodesError",
     "InvalidAnswerError",
@@ -225,6 +227,11 @@ class AuditError(SovereignError):
 
 class SignatureError(SovereignError):
     """A signature does not verify with its certificate, or the certificate is unusable."""
+
+
+class EncryptionError(SovereignError):
+    """An encryption context or ciphertext is malformed, unsafe (e.g. it carries a secret key)
+    or does not fit the model."""
 
 
 class CheckpointError(SovereignError):

@@ -25,7 +25,7 @@ from sovereign_ai.learning import (
     zoo,
 )
 
-BUILT_IN = ("cnn", "logreg", "mlp")
+BUILT_IN = ("cnn", "he_mlp", "logreg", "mlp")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from sovereign_ai.errors import ConfigError, UnknownNameError
 from sovereign_ai.learning import create_model, get_parameters, model_names, zoo
 
-BUILT_IN = ("cnn", "logreg", "mlp")
+BUILT_IN = ("cnn", "he_mlp", "logreg", "mlp")
 
 TWO_LAYERS = """
 import torch
@@ -61,7 +61,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_plugin_model_is_listed_and_built_by_name_with_its_options(site: Path) -> None:
     install(site, "ward-models", {"two_layers": "two_layers"}, TWO_LAYERS)
-    assert model_names() == ("cnn", "logreg", "mlp", "two_layers")
+    assert model_names() == ("cnn", "he_mlp", "logreg", "mlp", "two_layers")
     model = create_model("two_layers", num_features=3, num_classes=2, seed=8, width=5)
     parameters = get_parameters(model)
     assert list(parameters) == [

@@ -1,6 +1,6 @@
 """Models resolved *by name* on the node: no code crosses the wire.
 
-A job names a model (``"logreg"``, ``"mlp"``, ``"cnn"``); every node builds it from the factories
+A job names a model (``"logreg"``, ``"mlp"``, ``"cnn"``, ``"he_mlp"``); every node builds it from the factories
 installed locally, so the coordinator only ever sends tensors. Users add their own architectures
 with :func:`register_model` (in one process), or ship them as a plug-in package that every party
 installs: an entry point of group ``sovereign_ai.models`` naming a :data:`ModelFactory`, found with
@@ -113,6 +113,34 @@ def _mlp(
         width = size
     layers["output"] = _linear(width, num_classes, generator)
     return nn.Sequential(layers)
+
+
+class Square(nn.Module):
+    """``x * x``: the activation a CKKS ciphertext can take (one multiplication)."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features * features
+
+
+def _he_mlp(
+    *, num_features: int, num_classes: int, generator: torch.Generator, hidden: int = 16
+) -> nn.Module:
+    """One hidden layer with a square activation, for encrypted inference (``sovereign_ai.he``).
+
+    Exactly what is evaluated on ciphertexts: ``square(x W1 + b1) W2 + b2`` (depth 3). The
+    hidden layer starts at a small scale so that squares stay in the range CKKS parameters
+    hold; train it with a modest learning rate.
+    """
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ConfigError(
+            f"The 'hidden' option of model 'he_mlp' must be a positive integer; got {hidden!r}."
+        )
+    first = _linear(num_features, hidden, generator)
+    with torch.no_grad():
+        first.weight.mul_(0.5)
+    return nn.Sequential(
+        OrderedDict(hidden=first, square=Square(), output=_linear(hidden, num_classes, generator))
+    )
 
 
 class _SmallConvNet(nn.Module):
@@ -229,7 +257,7 @@ def _model_registry() -> PluginRegistry[ModelFactory]:
     return PluginRegistry(
         kind="model",
         group=MODEL_PLUGIN_GROUP,
-        built_ins={"logreg": _logreg, "mlp": _mlp, "cnn": _cnn},
+        built_ins={"logreg": _logreg, "mlp": _mlp, "cnn": _cnn, "he_mlp": _he_mlp},
         check=_factory_problem,
     )
 

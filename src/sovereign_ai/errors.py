@@ -11,6 +11,7 @@ knows nothing of this package still behaves.
     │   └── UnknownNameError (KeyError)      a model, strategy or dataset name is not registered
     ├── DataError (ValueError)               a dataset or file the user supplied is unusable
     ├── SerializationError (ValueError)      bytes are not a valid tensor payload or message
+    ├── InferenceRequestError (ValueError)   an inference request does not fit the model served
     ├── FederationError                      the round loop cannot go on
     │   ├── InsufficientNodesError           fewer nodes answered than the minimum cohort
     │   ├── StaleMessageError                a message is bound to another job, round, stage or node
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FederationError",
+    "InferenceRequestError",
     "InsufficientNodesError",
     "InvalidAnswerError",
     "NodeUnreachableError",
@@ -100,6 +102,11 @@ class DataError(SovereignError, ValueError):
 
 class SerializationError(SovereignError, ValueError):
     """Bytes are not a valid tensor payload or message."""
+
+
+class InferenceRequestError(SovereignError, ValueError):
+    """An inference request does not fit the model served: a missing or unknown input, or a
+    wrong datatype or shape (the server answers 400)."""
 
 
 class FederationError(SovereignError):

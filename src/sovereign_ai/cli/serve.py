@@ -75,16 +75,16 @@ def serve(
             ca_pem = None if ca is None else ca.read_bytes()
         except OSError as exc:
             raise ConfigError(f"The CA certificate {ca} cannot be read: {exc}.") from exc
-        models = []
-        for source in bundle:
-            checked = verify_bundle(bundle_folder(source), ca_pem=ca_pem)
-            models.append(ServedModel(checked))
+        checked = [verify_bundle(bundle_folder(source), ca_pem=ca_pem) for source in bundle]
+        for source, verified in zip(bundle, checked, strict=True):
+            manifest = verified.manifest
             console.print(
-                f"Verified {escape(str(source))}: {checked.manifest.name} version "
-                f"{checked.manifest.version} ({checked.manifest.variant})"
-                + (", signer certified by the CA" if ca_pem else ", signature and digests"),
+                f"Verified {escape(str(source))}: {manifest.name} version {manifest.version} "
+                f"({manifest.variant}); signature and digests"
+                + (", signer certified by the CA" if ca_pem else ""),
                 highlight=False,
             )
+        models = [ServedModel(verified) for verified in checked]  # only once all verified
         app = create_app(
             models,
             batching=BatchingConfig(

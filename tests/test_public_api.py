@@ -24,6 +24,7 @@ PACKAGES = [
     "sovereign_ai.federation.transports",
     "sovereign_ai.federation.transports.grpc",
     "sovereign_ai.testing",
+    "sovereign_ai.serving",
 ]
 
 

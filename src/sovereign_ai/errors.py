@@ -11,6 +11,7 @@ knows nothing of this package still behaves.
     │   └── UnknownNameError (KeyError)      a model, strategy or dataset name is not registered
     ├── DataError (ValueError)               a dataset or file the user supplied is unusable
     ├── SerializationError (ValueError)      bytes are not a valid tensor payload or message
+    ├── InferenceRequestError (ValueError)   an inference request does not fit the model served
     ├── FederationError                      the round loop cannot go on
     │   ├── InsufficientNodesError           fewer nodes answered than the minimum cohort
     │   ├── StaleMessageError                a message is bound to another job, round, stage or node
@@ -23,7 +24,7 @@ knows nothing of this package still behaves.
     ├── PrivacyBudgetError                   a data owner's privacy budget refuses a job or a round
     ├── AuditError                           an audit log or a proof of it does not verify
     ├── SignatureError                       a signature or the certificate carrying it is invalid
-    ├── EncryptionError                      an encryption context or ciphertext is unusable or unsafe
+    ├── EncryptionError                      an encryption context or ciphertext is unusable
     ├── CheckpointError                      durable coordinator state is missing or corrupt
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
@@ -48,6 +49,7 @@ __all__ = [
     "DataError",
     "EncryptionError",
     "FederationError",
+    "InferenceRequestError",
     "InsufficientNodesError",
     "InvalidAnswerError",
     "NodeUnreachableError",
@@ -102,6 +104,11 @@ class DataError(SovereignError, ValueError):
 
 class SerializationError(SovereignError, ValueError):
     """Bytes are not a valid tensor payload or message."""
+
+
+class InferenceRequestError(SovereignError, ValueError):
+    """An inference request does not fit the model served: a missing or unknown input, or a
+    wrong datatype or shape (the server answers 400)."""
 
 
 class FederationError(SovereignError):

@@ -278,6 +278,9 @@ MAY_USE_THE_NETWORK = {
     "federation/transports/grpc/_status.py": "`sovereign coordinator status`, coordinator kit",
     "federation/local_processes.py": "tests and the demo: free local ports",
     "pki/identity.py": "ssl.SSLContext only: loads the kit's key into a context, dials nothing",
+    # The inference server is no part of a node's egress: a separate, offline server.
+    "serving/app.py": "asyncio only: ONNX Runtime calls off the inference server's event loop",
+    "serving/batching.py": "asyncio only: the inference server's micro-batching queue",
 }
 OPENERS = {"open_channel", "verify_coordinator", "secure_channel", "insecure_channel",
            "create_connection", "FederationStub", "stream_unary", "unary_stream",

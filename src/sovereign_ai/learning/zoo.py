@@ -3,8 +3,9 @@
 A job names a model (``"logreg"``, ``"mlp"``, ``"cnn"``, ``"he_mlp"``); every node builds it from
 the factories installed locally, so the coordinator only ever sends tensors. Users add their own
 architectures with :func:`register_model` (in one process), or ship them as a plug-in package that
-every party installs: an entry point of group ``sovereign_ai.models`` naming a :data:`ModelFactory`, found with
-:mod:`importlib.metadata` on the first lookup (see :mod:`sovereign_ai.core.plugins`).
+every party installs: an entry point of group ``sovereign_ai.models`` naming a
+:data:`ModelFactory`, found with :mod:`importlib.metadata` on the first lookup (see
+:mod:`sovereign_ai.core.plugins`).
 
 Built-in models have no dropout and no batch normalisation: both make local training depend on more
 than the seed and the data, and batch statistics do not average meaningfully across nodes.

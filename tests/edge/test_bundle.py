@@ -86,3 +86,14 @@ def test_garbage_signature_file_and_existing_folder_are_clear_errors(tmp_path: P
     with pytest.raises(ConfigError, match="exists already"):
         bundle(folder)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_extra_files_are_signed_with_the_bundle(tmp_path: Path) -> None:
+    folder = bundle(tmp_path / "b", extra_files={"parameters.safetensors": b"weights"})
+    loaded = load_bundle(folder)
+    assert "parameters.safetensors" in loaded.manifest.files
+    (folder / "parameters.safetensors").write_bytes(b"Weights")
+    with pytest.raises(SignatureError, match="parameters.safetensors differs"):
+        load_bundle(folder)
+    with pytest.raises(ConfigError, match="cannot be an extra file"):
+        bundle(tmp_path / "c", extra_files={"../x": b""})

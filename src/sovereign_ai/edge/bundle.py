@@ -159,11 +159,14 @@ def write_bundle(
     input_scaling: InputScaling | None = None,
     metrics: dict[str, float] | None = None,
     source: dict[str, str] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Bundle:
     """Write a signed bundle to ``folder`` (which must not exist yet), all or nothing.
 
     The files are written to a temporary folder beside ``folder``, flushed to disk, and the
-    folder renamed into place: a crash leaves no half-written bundle.
+    folder renamed into place: a crash leaves no half-written bundle. ``extra_files`` (e.g. the
+    fp32 weights ``parameters.safetensors`` encrypted inference evaluates) are listed in the
+    manifest with their digests, so the signature covers them too.
 
     Raises
     ------
@@ -171,6 +174,11 @@ def write_bundle(
         If ``folder`` exists, or a manifest field is invalid.
     """
     target = Path(folder)
+    extras = dict(extra_files or {})
+    reserved = {MODEL_FILE, MANIFEST_FILE, SIGNATURE_FILE}
+    for file_name in extras:
+        if file_name in reserved or Path(file_name).name != file_name or not file_name:
+            raise ConfigError(f"{file_name!r} cannot be an extra file of a bundle.")
     if target.exists():
         raise ConfigError(f"{target} exists already; choose a new folder for the bundle.")
     try:
@@ -179,7 +187,8 @@ def write_bundle(
             version=version,
             variant=variant,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            files={MODEL_FILE: _digest(model)},
+            files={MODEL_FILE: _digest(model)}
+            | {name: _digest(data) for name, data in sorted(extras.items())},
             inputs=inputs,
             outputs=outputs,
             feature_names=feature_names,
@@ -200,6 +209,7 @@ def write_bundle(
     try:
         for file_name, data in (
             (MODEL_FILE, model),
+            *sorted(extras.items()),
             (MANIFEST_FILE, manifest_bytes),
             (SIGNATURE_FILE, json.dumps(signature, sort_keys=True).encode()),
         ):

@@ -8,6 +8,7 @@ import torch
 from sovereign_ai.data import builtin_names
 from sovereign_ai.edge import check_equivalence, export_onnx, graph_signature
 from sovereign_ai.errors import ConfigError
+
 from .conftest import split, trained
 
 CASES = [(m, d) for d in builtin_names() for m in ("logreg", "mlp")] + [("cnn", "digits")]
@@ -46,5 +47,5 @@ def test_a_graph_that_differs_from_the_model_is_refused() -> None:
     changed.load_state_dict(other.state_dict())
     with torch.no_grad():
         changed.body.linear.bias.add_(0.01)
-    with pytest.raises(ConfigError, match="differ from PyTorch's by up to 0.01"):
+    with pytest.raises(ConfigError, match=r"differ from PyTorch's by up to 0\.01"):
         check_equivalence(changed, graph, split("iris")[1].features)

@@ -11,6 +11,7 @@ from torch import nn
 from sovereign_ai.edge import check_equivalence, export_onnx, prune_magnitude, weight_sparsity
 from sovereign_ai.errors import ConfigError
 from sovereign_ai.learning import TrainConfig, train
+
 from .conftest import split, trained
 
 

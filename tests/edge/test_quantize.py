@@ -12,6 +12,7 @@ from sovereign_ai.edge import (
     run_logits,
 )
 from sovereign_ai.errors import DataError
+
 from .conftest import accuracy, split, trained
 
 # Static int8 on the operator's rows costs at most 1 point of holdout accuracy here (the

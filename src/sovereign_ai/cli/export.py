@@ -1,4 +1,4 @@
-"""``sovereign export``: a trained model compressed, validated on your rows, and signed for the edge."""
+"""``sovereign export``: a trained model compressed, validated on your rows, signed for the edge."""
 
 from __future__ import annotations
 
@@ -108,7 +108,9 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="The bundle folder to create.")] = ...,  # type: ignore[assignment]
     max_accuracy_drop: Annotated[
         float,
-        typer.Option("--max-accuracy-drop", min=0.0, help="Most accuracy points a variant may lose."),
+        typer.Option(
+            "--max-accuracy-drop", min=0.0, help="Most accuracy points a variant may lose."
+        ),
     ] = 0.3,
     variants: Annotated[
         str,
@@ -163,9 +165,7 @@ def export(
         if labelled and len(rows.class_names) == source.num_classes:
             from dataclasses import replace
 
-            source = replace(
-                source, feature_names=rows.feature_names, class_names=rows.class_names
-            )
+            source = replace(source, feature_names=rows.feature_names, class_names=rows.class_names)
         if holdout is not None:
             held = _read_rows(holdout, label=label, classes=source.class_names)
             if hasattr(held, "shape"):

@@ -112,9 +112,7 @@ def compress_model(
     notes: list[str] = []
     say("exporting fp32 to ONNX and checking it against PyTorch")
     graphs = {Variant.FP32: export_onnx(model, num_features=num_features)}
-    equivalence = check_equivalence(
-        model, graphs[Variant.FP32], np.concatenate([rows, holdout_x])
-    )
+    equivalence = check_equivalence(model, graphs[Variant.FP32], np.concatenate([rows, holdout_x]))
     if Variant.INT8_STATIC in wanted:
         say("int8 static: calibrating on your rows")
         graphs[Variant.INT8_STATIC] = quantize_int8_static(graphs[Variant.FP32], rows)

@@ -77,7 +77,7 @@ def prune_magnitude(
     if fine_tune is not None:
         fine_tune(pruned)  # weight = weight_orig * weight_mask: the zeros get no gradient
     for module, name in layers:
-        prune.remove(module, name)
+        prune.remove(module, name)  # type: ignore[no-untyped-call]
     pruned.eval()
     return pruned
 

@@ -52,7 +52,7 @@ def _input_name(model_bytes: bytes) -> str:
 
     graph = onnx.load_from_string(model_bytes).graph
     initializers = {tensor.name for tensor in graph.initializer}
-    return next(value.name for value in graph.input if value.name not in initializers)
+    return str(next(value.name for value in graph.input if value.name not in initializers))
 
 
 def quantize_int8_static(model_bytes: bytes, calibration: npt.ArrayLike) -> bytes:

@@ -127,10 +127,7 @@ def _rejection(
     report: VariantReport, fp32: VariantReport, *, max_drop: float, tolerance: float
 ) -> str:
     if -report.accuracy_delta_points > max_drop:
-        return (
-            f"loses {-report.accuracy_delta_points:.2f} accuracy points "
-            f"(allowed {max_drop:g})"
-        )
+        return f"loses {-report.accuracy_delta_points:.2f} accuracy points (allowed {max_drop:g})"
     for batch, mine, theirs in (
         (1, report.latency_b1_ms, fp32.latency_b1_ms),
         (64, report.latency_b64_ms, fp32.latency_b64_ms),

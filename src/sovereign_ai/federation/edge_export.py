@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sovereign_ai.core import Parameters
+from sovereign_ai.core.signatures import Signer
 from sovereign_ai.edge import (
     Bundle,
     CompressionResult,
@@ -28,7 +29,6 @@ from sovereign_ai.edge import (
     graph_signature,
     write_bundle,
 )
-from sovereign_ai.core.signatures import Signer
 from sovereign_ai.errors import ConfigError, DataError, SerializationError
 from sovereign_ai.federation.job import load_job_spec
 

@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 from sovereign_ai.cli.audit import audit_app
 from sovereign_ai.cli.coordinator import coordinator_app
 from sovereign_ai.cli.demo import demo
+from sovereign_ai.cli.export import export
 from sovereign_ai.cli.node import node_app
 from sovereign_ai.cli.privacy import privacy_app
 from sovereign_ai.cli.provision import provision_app
@@ -42,6 +43,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(audit_app, name="audit")
 app.command(name="serve")(serve)
+app.command(name="export")(export)
 
 
 @app.callback()

@@ -22,11 +22,13 @@ import numpy as np
 from sovereign_ai.core import Parameters
 from sovereign_ai.core.signatures import Signer
 from sovereign_ai.errors import ConfigError
+from sovereign_ai.federation.deployment import deployed_dimensions
 from sovereign_ai.federation.job import JobSpec
 from sovereign_ai.federation.passport_privacy import node_epsilons, privacy_record
 from sovereign_ai.federation.rounds import FederationHistory
 from sovereign_ai.federation.secure_steps import summarise
 from sovereign_ai.pki import certificate_fingerprint, certificate_jurisdiction
+from sovereign_ai.pki.signing import IdentitySigner
 from sovereign_ai.registry import (
     CoordinatorRecord,
     DataSchema,
@@ -42,11 +44,13 @@ from sovereign_ai.registry import (
 
 if TYPE_CHECKING:
     from sovereign_ai.federation.simulation import SimulationSetup
+    from sovereign_ai.pki import CoordinatorKit
 
 __all__ = [
     "CoordinatorIdentity",
     "DataDescription",
     "job_lineage",
+    "register_deployed_model",
     "register_job_model",
     "register_simulated_model",
 ]
@@ -270,3 +274,52 @@ def register_simulated_model(
     if history.parameters is None:  # job_lineage has refused already; for the type checker
         raise ConfigError("The job has no final model to register: no round completed.")
     return register_job_model(registry, setup.spec, lineage, history.parameters, signer=None)
+
+
+def register_deployed_model(
+    registry: str | Path | ModelRegistry,
+    spec: JobSpec,
+    history: FederationHistory,
+    parameters: Parameters,
+    *,
+    kit: CoordinatorKit,
+    node_certificates: Mapping[str, bytes],
+    class_names: Sequence[str] | None = None,
+) -> RegisteredVersion:
+    """Register a deployed job's final model, its passport signed with the coordinator's key.
+
+    Parameters
+    ----------
+    registry
+        The registry or its folder.
+    spec
+        The job; its ``[model] num_features`` and ``num_classes`` give the data's dimensions.
+    history
+        Every round of the job.
+    parameters
+        The final model.
+    kit
+        The coordinator's kit: its name, federation, certificate and key.
+    node_certificates
+        Each node's certificate as pki verified it (the gRPC transport's
+        ``node_certificates()``).
+    class_names
+        The class names, where the coordinator knows them (its test set's ``--classes``).
+    """
+    num_features, num_classes = deployed_dimensions(spec)
+    names = tuple(class_names) if class_names and len(class_names) == num_classes else None
+    history = FederationHistory(
+        rounds=history.rounds, parameters=parameters, resumed_from=history.resumed_from
+    )
+    lineage = job_lineage(
+        spec,
+        history,
+        mode="deployment",
+        data=DataDescription(num_features=num_features, num_classes=num_classes, class_names=names),
+        node_certificates=node_certificates,
+        coordinator=CoordinatorIdentity(
+            name=kit.name, federation=kit.federation, certificate_pem=kit.certificate_pem
+        ),
+    )
+    signer = IdentitySigner.from_kit(kit)
+    return register_job_model(registry, spec, lineage, parameters, signer=signer)

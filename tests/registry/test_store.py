@@ -1,4 +1,4 @@
-"""The registry stores versions whole, numbers them, aliases them, and refuses what it cannot read."""
+"""The registry stores versions whole, numbers and aliases them, refuses what it cannot read."""
 
 from __future__ import annotations
 
@@ -126,9 +126,8 @@ def test_a_truncated_database_is_a_clear_error(tmp_path: Path) -> None:
     database = tmp_path / "registry.sqlite"
     data = database.read_bytes()
     database.write_bytes(data[: len(data) // 2])
-    with pytest.raises(RegistryError, match="registry database"):
-        with ModelRegistry(tmp_path) as registry:
-            registry.versions()
+    with pytest.raises(RegistryError, match="registry database"), ModelRegistry(tmp_path) as opened:
+        opened.versions()
 
 
 def test_another_database_is_not_taken_for_a_registry(tmp_path: Path) -> None:
@@ -198,6 +197,5 @@ def test_a_changed_model_file_is_not_loaded(tmp_path: Path) -> None:
 
 
 def test_a_bad_model_name_is_refused(tmp_path: Path) -> None:
-    with ModelRegistry(tmp_path, create=True) as registry:
-        with pytest.raises(ConfigError, match="model name"):
-            registry.register("../escape", make_parameters(), make_lineage(), signer=None)
+    with ModelRegistry(tmp_path, create=True) as registry, pytest.raises(ConfigError, match="name"):
+        registry.register("../escape", make_parameters(), make_lineage(), signer=None)

@@ -9,6 +9,7 @@ to write, never invented.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from sovereign_ai.registry.passport import Lineage, Passport
@@ -44,7 +45,10 @@ def _details(passport: Passport, lineage: Lineage) -> list[str]:
         "",
         f"- Name and version: `{passport.model_name}:{passport.version}`, registered "
         f"{passport.registered_at}",
-        f"- Architecture: `{lineage.architecture}` {lineage.architecture_options or ''}".rstrip(),
+        f"- Architecture: `{lineage.architecture}`"
+        + (
+            f" `{json.dumps(lineage.architecture_options)}`" if lineage.architecture_options else ""
+        ),
         f"- Trained by federated learning ({lineage.mode}), job `{lineage.job_id}` (spec "
         f"SHA-256 `{lineage.job_spec_digest}`), strategy `{lineage.strategy}`, "
         f"{lineage.rounds_completed} of {lineage.rounds} rounds",

@@ -17,6 +17,7 @@ PACKAGES = [
     "sovereign_ai.secagg",
     "sovereign_ai.privacy",
     "sovereign_ai.governance",
+    "sovereign_ai.registry",
     "sovereign_ai.edge",
     "sovereign_ai.he",
     "sovereign_ai.pki",

@@ -26,6 +26,7 @@ knows nothing of this package still behaves.
     ├── SignatureError                       a signature or the certificate carrying it is invalid
     ├── EncryptionError                      an encryption context or ciphertext is unusable
     ├── CheckpointError                      durable coordinator state is missing or corrupt
+    ├── RegistryError                        a model registry, or a version in it, is unreadable
     ├── TransportError                       the network failed underneath a message
     │   └── AuthenticationError              a peer's certificate or identity was refused
     ├── ProvisioningError                    certificates or startup kits cannot be made or read
@@ -56,6 +57,7 @@ __all__ = [
     "PolicyRefusalError",
     "PrivacyBudgetError",
     "ProvisioningError",
+    "RegistryError",
     "SecureAggregationError",
     "SerializationError",
     "ShareAuthenticationError",
@@ -243,6 +245,11 @@ class EncryptionError(SovereignError):
 
 class CheckpointError(SovereignError):
     """Durable coordinator state is missing, corrupt or belongs to another job."""
+
+
+class RegistryError(SovereignError):
+    """A model registry's database or a registered version's files are missing, corrupt or do
+    not fit together (``sovereign registry verify`` names which)."""
 
 
 class TransportError(SovereignError):

@@ -16,6 +16,7 @@ from sovereign_ai.federation.private_node import LEDGER_FILE
 from sovereign_ai.governance import verify_log
 from sovereign_ai.governance.audit_log import AUDIT_FILE
 from sovereign_ai.privacy import PrivacyLedger
+from sovereign_ai.registry import ModelRegistry, verify_version
 
 
 def check_outputs(out: Path, *, mode: str) -> None:
@@ -38,6 +39,8 @@ def test_quick_in_process_demo_prints_the_comparison(tmp_path: Path) -> None:
     assert "centralised (all rows pooled)" in result.output
     assert "hillcrest alone" in result.output
     assert "each hospital's own ledger" in result.output
+    with ModelRegistry(tmp_path / "registry") as registry:  # registered, unsigned (simulation)
+        assert not registry.resolve("five-hospitals").is_signed
     assert result.output.count(" 8.00 ") == 5  # ε spent by each of the five hospitals
     check_outputs(tmp_path, mode="in-process")
 
@@ -64,6 +67,10 @@ def test_quick_demo_runs_real_processes_over_mutual_tls(tmp_path: Path) -> None:
     )
     assert (tmp_path / "federation" / "kits" / "ca" / "ca.pem").exists()
     assert "What left each hospital, from its own signed audit log" in completed.stdout
+    with ModelRegistry(tmp_path / "registry") as registry:  # the coordinator signed its passport
+        report = verify_version(registry.resolve("five-hospitals"))
+        assert report.is_ok() and report.passport is not None
+        assert all(n.certificate_fingerprint for n in report.passport.lineage.nodes)
     assert completed.stdout.count("job_accepted") == 5  # every hospital's policy let it join
     for hospital in ("northgate", "hillcrest"):  # its audit log and its ledger, in its kit
         report = verify_log(tmp_path / "federation" / "kits" / "nodes" / hospital / AUDIT_FILE)

@@ -77,9 +77,18 @@ def _to_toml(document: dict[str, dict[str, object]]) -> str:
 
 
 def run_deployed_demo(
-    console: Console, spec: JobSpec, setup: SimulationSetup, *, folder: Path, job_source: str
+    console: Console,
+    spec: JobSpec,
+    setup: SimulationSetup,
+    *,
+    folder: Path,
+    job_source: str,
+    registry: Path,
 ) -> tuple[FederationHistory, SimulationSetup]:
-    """Run the demo job as processes; return its history and the setup the nodes really held."""
+    """Run the demo job as processes; return its history and the setup the nodes really held.
+
+    The coordinator registers the final model in ``registry``, its passport signed with its key.
+    """
     folder = folder.resolve()  # the processes run in their own working directory
     dataset = setup.dataset
     names = [node.node_id for node in setup.nodes]
@@ -109,6 +118,7 @@ def run_deployed_demo(
         f"node process that dials out. Logs: {folder / 'logs'}"
     )
     extra = ["--test-data", str(held_out), "--label", _LABEL, "--classes", classes]
+    extra += ["--registry", str(registry.resolve())]
     with federation:
         federation.start_coordinator(job, extra=extra)
         for name in names:

@@ -20,6 +20,7 @@ from sovereign_ai.cli._errors import friendly_errors
 from sovereign_ai.cli._kit_passphrase import terminal_prompt
 from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
+from sovereign_ai.cli.registry import DEFAULT_REGISTRY, RegistryOption
 from sovereign_ai.cli.report import (
     complete_history,
     history_to_json,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         CoordinatorStatus,
         GrpcCoordinatorTransport,
     )
+    from sovereign_ai.pki import CoordinatorKit
 
 __all__ = ["coordinator_app"]
 
@@ -111,6 +113,7 @@ def start(
             "claim to be any node.",
         ),
     ] = False,
+    registry: RegistryOption = DEFAULT_REGISTRY,
 ) -> None:
     """Serve a job to the federation's nodes until every round is done.
 
@@ -120,7 +123,8 @@ def start(
     final model is written to OUT/model.safetensors and every connected node is told, prints a
     summary and exits. What the coordinator took in from each node, every round's model and how
     the job ended are recorded, signed, in KIT/audit-log.sqlite ('sovereign audit'); if that
-    log cannot be written, the job stops.
+    log cannot be written, the job stops. The final model is registered as the next version of
+    the job's name in --registry, with a passport signed with the coordinator's key.
     """
     console = Console()
     with friendly_errors():
@@ -181,6 +185,9 @@ def start(
                 spec,
                 transport,
                 run,
+                kit=coordinator_kit,
+                registry=registry,
+                class_names=[c.strip() for c in classes.split(",")] if classes else None,
                 audit=audit,
                 resume=resume,
                 max_wait_s=max_wait_s,
@@ -195,6 +202,9 @@ def _serve_job(
     transport: GrpcCoordinatorTransport,
     run: RunFolder,
     *,
+    kit: CoordinatorKit,
+    registry: Path,
+    class_names: list[str] | None,
     audit: CoordinatorAudit,
     resume: bool,
     max_wait_s: float | None,
@@ -203,9 +213,10 @@ def _serve_job(
 ) -> None:
     """Run the job, record how it ended, tell the nodes, and leave the run folder whole.
 
-    A finished job is recorded in the audit log before the nodes are told: if the entry cannot
-    be written, the coordinator stops (the nodes wait for a restart) instead of finishing
-    unrecorded. A failed or stopped job is recorded after the nodes are told; an entry that
+    A finished job's model is registered, then recorded in the audit log, before the nodes are
+    told: if either cannot be written, the coordinator stops (the nodes wait for a restart, and
+    ``--resume`` registers the model) instead of finishing unrecorded. A failed or stopped job
+    is recorded after the nodes are told; an entry that
     cannot be written then raises in its place.
     """
     from sovereign_ai.errors import AuditError, FederationError
@@ -231,6 +242,18 @@ def _serve_job(
                 max_node_wait_s=max_wait_s,
             )
         final = run.write_model(history.parameters) if history.parameters is not None else None
+        if history.parameters is not None:
+            _register(
+                console,
+                spec,
+                history,
+                run,
+                parameters=history.parameters,
+                transport=transport,
+                kit=kit,
+                registry=registry,
+                class_names=class_names,
+            )
         audit.job_finished(model_file=final, rounds_completed=spec.job.rounds)
         transport.end_job(
             job_id=spec.job_id,
@@ -266,6 +289,38 @@ def _serve_job(
             _write_status(transport, run.status)
             transport.close()
             _write_run_summary(console, spec, history, run)
+
+
+def _register(
+    console: Console,
+    spec: JobSpec,
+    history: FederationHistory,
+    run: RunFolder,
+    *,
+    parameters: Parameters,
+    transport: GrpcCoordinatorTransport,
+    kit: CoordinatorKit,
+    registry: Path,
+    class_names: list[str] | None,
+) -> None:
+    """Register the final model with its passport, signed with the coordinator's key."""
+    from sovereign_ai.federation.registration import register_deployed_model
+
+    version = register_deployed_model(
+        registry,
+        spec,
+        complete_history(history, run.state),  # after --resume: every round, not only these
+        parameters,
+        kit=kit,
+        node_certificates=transport.node_certificates(),
+        class_names=class_names,
+    )
+    console.print(
+        f"Registered as {version.reference} in {registry} (passport signed by {kit.name!r}; "
+        f"'sovereign registry verify {version.reference} --registry {registry}').",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _durable_round(run: RunFolder) -> int:

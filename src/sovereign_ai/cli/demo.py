@@ -136,8 +136,11 @@ def demo(
         console.print(setup.summary.to_table())
         out.mkdir(parents=True, exist_ok=True)
         if in_process:
+            from sovereign_ai.federation.registration import register_simulated_model
+
             with RoundProgress(console, label="Federated rounds") as progress:
                 history, setup = run_simulation(spec, observer=progress, setup=setup)
+            register_simulated_model(out / "registry", history, setup)
         else:
             from sovereign_ai.cli._demo_deployed import run_deployed_demo
 
@@ -145,7 +148,7 @@ def demo(
             if folder.exists():
                 shutil.rmtree(folder)
             history, setup = run_deployed_demo(
-                console, spec, setup, folder=folder, job_source=DEMO_JOB
+                console, spec, setup, folder=folder, job_source=DEMO_JOB, registry=out / "registry"
             )
         last = history.rounds[-1].metrics
         federated = BaselineScore(
@@ -206,6 +209,11 @@ def demo(
         from sovereign_ai.cli._demo_deployed import site_reports
 
         console.print(governance_table(site_reports(out / "federation", names)))
+    signed = "unsigned: simulated" if in_process else "passport signed by the coordinator"
+    console.print(
+        f"Registry: [bold]{(out / 'registry').resolve()}[/] ({signed}; 'sovereign registry list "
+        f"--registry {out / 'registry'}')"
+    )
     console.print(f"Metrics: [bold]{(out / 'metrics.json').resolve()}[/]")
     console.print(f"Plot:    [bold]{(out / 'accuracy_loss.png').resolve()}[/]")
 

@@ -20,6 +20,7 @@ from sovereign_ai.cli.export import export
 from sovereign_ai.cli.node import node_app
 from sovereign_ai.cli.privacy import privacy_app
 from sovereign_ai.cli.provision import provision_app
+from sovereign_ai.cli.registry import registry_app
 from sovereign_ai.cli.serve import serve
 from sovereign_ai.cli.simulate import simulate
 
@@ -42,6 +43,7 @@ app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(node_app, name="node")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(registry_app, name="registry")
 app.command(name="serve")(serve)
 app.command(name="export")(export)
 

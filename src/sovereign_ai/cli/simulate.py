@@ -11,6 +11,7 @@ from rich.console import Console
 from sovereign_ai.cli._errors import friendly_errors
 from sovereign_ai.cli._runtime import use_one_torch_thread
 from sovereign_ai.cli.progress import RoundProgress
+from sovereign_ai.cli.registry import DEFAULT_REGISTRY, RegistryOption
 from sovereign_ai.cli.report import (
     complete_history,
     history_to_json,
@@ -40,12 +41,14 @@ def simulate(
             help="Continue a run that was stopped, from its last completed round in --out.",
         ),
     ] = False,
+    registry: RegistryOption = DEFAULT_REGISTRY,
 ) -> None:
     """Run a federated job with simulated nodes, each holding one partition of the data.
 
     Every round is saved to OUT/state before the next begins, so a killed run continues with
     --resume and ends with the same model as an uninterrupted one. The final model is written to
-    OUT/model.safetensors.
+    OUT/model.safetensors and registered, with its passport (unsigned: a simulation has no
+    federation identity), as the next version of the job's name in --registry.
     """
     console = Console()
     with friendly_errors():
@@ -75,5 +78,14 @@ def simulate(
     if history.parameters is not None:
         console.print(
             f"Final model: {run.write_model(history.parameters).resolve()}", soft_wrap=True
+        )
+        with friendly_errors():
+            from sovereign_ai.federation.registration import register_simulated_model
+
+            version = register_simulated_model(registry, history, setup)
+        console.print(
+            f"Registered as {version.reference} in {registry} (unsigned; 'sovereign registry "
+            f"show {version.reference}' prints its passport).",
+            soft_wrap=True,
         )
     console.print(f"Wrote {run.metrics} and {run.plot}")

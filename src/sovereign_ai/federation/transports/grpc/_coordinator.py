@@ -203,6 +203,11 @@ class GrpcCoordinatorTransport:
         """The TCP port the server listens on."""
         return self._port
 
+    def node_certificates(self) -> dict[str, bytes]:
+        """Each node's certificate (PEM) as pki verified it at its last admitted call, by node
+        name (what a passport records of the nodes); empty when serving plaintext."""
+        return self._auth.node_certificates()
+
     # Transport protocol -------------------------------------------------------------------------
     def available_nodes(self) -> list[str]:
         """Connected nodes still active on the roster, sorted.

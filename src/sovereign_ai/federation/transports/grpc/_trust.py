@@ -82,6 +82,7 @@ class PeerAuthenticator:
         self._own_der = kit.certificate.public_bytes(Encoding.DER)
         self._problem: str | None = None
         self._fingerprint = _fingerprint(kit.folder) if watch_kit_folder else ""
+        self._certificates: dict[str, bytes] = {}
 
     @property
     def kit(self) -> CoordinatorKit:
@@ -181,7 +182,14 @@ class PeerAuthenticator:
             raise AuthenticationError(
                 f"The request names node {claimed[:80]!r} but its certificate is {name!r}."
             )
+        with self._lock:
+            self._certificates[name] = pem
         return Caller(name)
+
+    def node_certificates(self) -> dict[str, bytes]:
+        """The last certificate (PEM) each node was admitted with; none in plaintext mode."""
+        with self._lock:
+            return dict(self._certificates)
 
     def _is_own_certificate(self, pem: bytes) -> bool:
         try:

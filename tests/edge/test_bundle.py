@@ -93,7 +93,7 @@ def test_extra_files_are_signed_with_the_bundle(tmp_path: Path) -> None:
     loaded = load_bundle(folder)
     assert "parameters.safetensors" in loaded.manifest.files
     (folder / "parameters.safetensors").write_bytes(b"Weights")
-    with pytest.raises(SignatureError, match="parameters.safetensors differs"):
+    with pytest.raises(SignatureError, match=r"parameters\.safetensors differs"):
         load_bundle(folder)
     with pytest.raises(ConfigError, match="cannot be an extra file"):
         bundle(tmp_path / "c", extra_files={"../x": b""})

@@ -281,6 +281,8 @@ MAY_USE_THE_NETWORK = {
     # The inference server is no part of a node's egress: a separate, offline server.
     "serving/app.py": "asyncio only: ONNX Runtime calls off the inference server's event loop",
     "serving/batching.py": "asyncio only: the inference server's micro-batching queue",
+    "serving/encrypted.py": "asyncio only: encrypted evaluation off the server's event loop",
+    "serving/he_client.py": "urllib: a client of an inference server, not a node's egress",
 }
 OPENERS = {"open_channel", "verify_coordinator", "secure_channel", "insecure_channel",
            "create_connection", "FederationStub", "stream_unary", "unary_stream",

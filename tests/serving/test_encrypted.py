@@ -66,3 +66,22 @@ def test_unknown_model_context_and_garbage_are_refused(url: str) -> None:
     with pytest.raises(EncryptionError):  # never sent: the server says so, the client resends
         client._call("POST", "/infer-encrypted", b"SVHE\x01\x00\x00\x00\x02{}\x00\x00\x00\x00")
     assert client.predict(np.zeros((1, 6)))  # and still serves
+
+
+def test_the_cli_predicts_from_a_csv(url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sovereign_ai.cli.main import app
+
+    rows = np.random.default_rng(5).normal(size=(3, 6))
+    labels = [("a", "b", "c")[i] for i in MODEL.plaintext(rows).argmax(1)]
+    path = tmp_path / "rows.csv"
+    lines = [",".join([*(f"f{i}" for i in range(6)), "truth"])]
+    lines += [
+        ",".join([*map(repr, row.tolist()), label]) for row, label in zip(rows, labels, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["he", "predict", "--url", url, "--model", "tiny",
+                                      "--data", str(path), "--label", "truth"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Agree with --label: 3 of 3" in result.output

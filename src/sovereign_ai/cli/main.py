@@ -17,6 +17,7 @@ from sovereign_ai.cli.audit import audit_app
 from sovereign_ai.cli.coordinator import coordinator_app
 from sovereign_ai.cli.demo import demo
 from sovereign_ai.cli.export import export
+from sovereign_ai.cli.he import he_app
 from sovereign_ai.cli.node import node_app
 from sovereign_ai.cli.privacy import privacy_app
 from sovereign_ai.cli.provision import provision_app
@@ -46,6 +47,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(registry_app, name="registry")
 app.command(name="serve")(serve)
 app.command(name="export")(export)
+app.add_typer(he_app, name="he")
 
 
 @app.callback()

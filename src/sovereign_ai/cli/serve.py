@@ -70,6 +70,7 @@ def serve(
             run_server,
             verify_bundle,
         )
+        from sovereign_ai.serving.encrypted import EncryptedInference, encrypted_models_of
 
         try:
             ca_pem = None if ca is None else ca.read_bytes()
@@ -85,11 +86,13 @@ def serve(
                 highlight=False,
             )
         models = [ServedModel(verified) for verified in checked]  # only once all verified
+        encrypted = encrypted_models_of(checked)
         app = create_app(
             models,
             batching=BatchingConfig(
                 is_enabled=not no_batching, max_batch=max_batch, max_wait_ms=max_wait_ms
             ),
+            capabilities=[EncryptedInference(encrypted)] if encrypted else [],
         )
     if not is_loopback(host):
         console.print(
@@ -101,5 +104,8 @@ def serve(
     base = f"http://{host}:{port}"
     for model in models:
         console.print(f"  {model.name}: POST {base}/v2/models/{model.name}/infer", highlight=False)
+    for name in encrypted:
+        console.print(f"  {name}: encrypted (CKKS): POST {base}/v2/models/{name}/infer-encrypted",
+                      highlight=False)  # fmt: skip
     console.print(f"  health: {base}/v2/health/ready   metrics: {base}/metrics", highlight=False)
     run_server(app, host=host, port=port)

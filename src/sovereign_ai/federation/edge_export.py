@@ -30,6 +30,7 @@ from sovereign_ai.edge import (
     write_bundle,
 )
 from sovereign_ai.errors import ConfigError, DataError, SerializationError
+from sovereign_ai.federation.encrypted_models import ENCRYPTABLE_MODELS, ENCRYPTED_WEIGHTS_FILE
 from sovereign_ai.federation.job import load_job_spec
 
 __all__ = ["ExportSource", "HoldoutRows", "export_edge_bundle", "source_from_run"]
@@ -257,6 +258,10 @@ def export_edge_bundle(
     if result.sparsity is not None and chosen.variant in (Variant.PRUNED, Variant.PRUNED_INT8):
         metrics["weight_sparsity"] = result.sparsity
     provenance = dict(source.provenance)
+    extra_files = {}
+    if source.model_name in ENCRYPTABLE_MODELS:  # its fp32 weights, for encrypted inference
+        provenance["model"] = source.model_name
+        extra_files[ENCRYPTED_WEIGHTS_FILE] = source.parameters.to_bytes()
     if source.passport_sha256 is not None:
         provenance["passport_sha256"] = source.passport_sha256
     bundle = write_bundle(
@@ -273,5 +278,6 @@ def export_edge_bundle(
         input_scaling=source.input_scaling(),
         metrics=metrics,
         source=provenance,
+        extra_files=extra_files,
     )
     return result, bundle

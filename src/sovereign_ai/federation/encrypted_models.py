@@ -15,7 +15,15 @@ from sovereign_ai.core import Parameters
 from sovereign_ai.errors import ConfigError
 from sovereign_ai.he import CkksParameters, EncryptedModel, parameters_for
 
-__all__ = ["ENCRYPTABLE_MODELS", "encrypted_model", "encryption_parameters"]
+__all__ = [
+    "ENCRYPTABLE_MODELS",
+    "ENCRYPTED_WEIGHTS_FILE",
+    "encrypted_model",
+    "encryption_parameters",
+]
+
+ENCRYPTED_WEIGHTS_FILE = "parameters.safetensors"
+"""The edge bundle's file of fp32 weights for encrypted inference (signed with the bundle)."""
 
 ENCRYPTABLE_MODELS = {
     "logreg": ("body.linear",),

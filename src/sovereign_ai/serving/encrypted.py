@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from sovereign_ai.edge import Bundle
 from sovereign_ai.errors import EncryptionError
 from sovereign_ai.he import (
     CkksParameters,
@@ -40,7 +41,7 @@ from sovereign_ai.he import (
 )
 from sovereign_ai.serving.app import ServingContext
 
-__all__ = ["EncryptedInference", "EncryptedServedModel"]
+__all__ = ["EncryptedInference", "EncryptedServedModel", "encrypted_models_of"]
 
 _MAX_CONTEXT_BYTES = 256 << 20
 _MAX_REQUEST_BYTES = 512 << 20
@@ -207,3 +208,26 @@ class EncryptedInference:
                 return Response(reply, media_type=_BINARY)
 
             return await answer(model, "infer_encrypted", work)
+
+
+def encrypted_models_of(bundles: Sequence[Bundle]) -> dict[str, EncryptedServedModel]:
+    """The bundles that carry weights for encrypted inference (``logreg``, ``he_mlp``), by
+    model name. The weights file is covered by the bundle's signature, already verified."""
+    from sovereign_ai.core import Parameters
+    from sovereign_ai.federation.encrypted_models import (
+        ENCRYPTED_WEIGHTS_FILE,
+        encrypted_model,
+        encryption_parameters,
+    )
+
+    served = {}
+    for bundle in bundles:
+        name = bundle.manifest.source.get("model")
+        if name is None or ENCRYPTED_WEIGHTS_FILE not in bundle.manifest.files:
+            continue
+        weights = Parameters.from_bytes((bundle.folder / ENCRYPTED_WEIGHTS_FILE).read_bytes())
+        model = encrypted_model(name, weights)
+        served[bundle.manifest.name] = EncryptedServedModel(
+            model, encryption_parameters(model), bundle.manifest.class_names
+        )
+    return served

@@ -25,7 +25,8 @@ from sovereign_ai.errors import ConfigError
 
 __all__ = ["CkksParameters", "parameters_for"]
 
-_MAX_BITS_128 = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
+MAX_BITS_128 = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
+"""Largest coefficient modulus (bits) per ring size at 128-bit security."""
 _NOISE_BITS = 20  # bits of a scaled value the noise of encoding and rescaling takes
 _MAX_PRIME_BITS = 60  # SEAL's primes are at most 60 bits
 
@@ -93,18 +94,16 @@ class CkksParameters:
             the scale does not fit.
         """
         n, bits = self.poly_modulus_degree, self.coeff_mod_bit_sizes
-        if n not in _MAX_BITS_128:
-            raise ConfigError(
-                f"The CKKS ring size must be one of {sorted(_MAX_BITS_128)}; got {n}."
-            )
+        if n not in MAX_BITS_128:
+            raise ConfigError(f"The CKKS ring size must be one of {sorted(MAX_BITS_128)}; got {n}.")
         if len(bits) < 2 or any(not 20 <= b <= _MAX_PRIME_BITS for b in bits):
             raise ConfigError(
                 f"The coefficient modulus needs at least two primes of 20 to 60 bits; got {bits}."
             )
-        if self.total_bits > _MAX_BITS_128[n]:
+        if self.total_bits > MAX_BITS_128[n]:
             raise ConfigError(
                 f"Insecure CKKS parameters: a {self.total_bits}-bit coefficient modulus with ring "
-                f"size {n} is below 128-bit security (at most {_MAX_BITS_128[n]} bits). Use a "
+                f"size {n} is below 128-bit security (at most {MAX_BITS_128[n]} bits). Use a "
                 "larger ring or fewer, smaller primes (sovereign_ai.he.parameters_for picks one)."
             )
         if any(b != self.scale_bits for b in bits[1:-1]):
@@ -172,12 +171,12 @@ def parameters_for(
             f"bits (a prime holds at most {_MAX_PRIME_BITS} bits)."
         )
     bits = (first, *([scale] * depth), first)
-    for degree, bound in sorted(_MAX_BITS_128.items()):
+    for degree, bound in sorted(MAX_BITS_128.items()):
         if sum(bits) <= bound:
             parameters = CkksParameters(degree, bits, scale)
             parameters.check(depth=depth, precision_bits=precision_bits, integer_bits=integer_bits)
             return parameters
     raise ConfigError(
         f"Depth {depth} at {precision_bits} bits of precision needs {sum(bits)} modulus bits, "
-        f"more than the largest ring allows at 128-bit security ({_MAX_BITS_128[32768]})."
+        f"more than the largest ring allows at 128-bit security ({MAX_BITS_128[32768]})."
     )

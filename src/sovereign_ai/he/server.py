@@ -18,11 +18,9 @@ from typing import Any
 
 from sovereign_ai.errors import ConfigError, EncryptionError
 from sovereign_ai.he.models import EncryptedModel
-from sovereign_ai.he.parameters import CkksParameters
+from sovereign_ai.he.parameters import MAX_BITS_128, CkksParameters
 
 __all__ = ["ContextCache", "evaluate", "load_public_context"]
-
-_MAX_BITS_128 = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
 
 
 def _parameters_of(context: Any) -> tuple[int, int, int, float]:
@@ -74,7 +72,7 @@ def load_public_context(
         ring, bits, depth, scale = _parameters_of(context)
     except Exception as exc:
         raise EncryptionError(f"The context's parameters cannot be read: {exc}.") from exc
-    if ring not in _MAX_BITS_128 or bits > _MAX_BITS_128[ring]:
+    if ring not in MAX_BITS_128 or bits > MAX_BITS_128[ring]:
         raise EncryptionError(
             f"Insecure CKKS parameters: ring {ring} with a {bits}-bit modulus is below 128-bit "
             "security."

@@ -39,7 +39,10 @@ from sovereign_ai.he import (
     pack,
     unpack,
 )
-from sovereign_ai.serving.app import ServingContext
+from sovereign_ai.serving.app import (
+    ServingContext,
+    _error,  # one OIP error shape
+)
 
 __all__ = ["EncryptedInference", "EncryptedServedModel", "encrypted_models_of"]
 
@@ -81,11 +84,6 @@ class EncryptedServedModel:
             },
             "layouts": ["columns", "vector"],
         }
-
-
-def _error(status: int, message: str) -> Response:
-    return Response(json.dumps({"error": message}), status_code=status,
-                    media_type="application/json")  # fmt: skip
 
 
 class _TooLargeError(Exception):
